@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/test.sh and scripts/demo.sh: everything a fresh Debian 12
+# machine (as root) needs, each step skipped when already done.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${SPARKOPS_VENV:-$REPO/.venv}
+CACHE=$REPO/.cache
+export ANSIBLE_CONFIG=$REPO/ansible.cfg
+export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
+export PY_COLORS=0
+mkdir -p "$CACHE"
+
+STAGES=()
+stage() {  # stage NAME command...: run one stage, print and remember its duration
+  local name=$1; shift
+  local start=$SECONDS rc=0
+  printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$name"
+  "$@" || rc=$?
+  local took=$((SECONDS - start))
+  STAGES+=("$(printf '%-28s %5d s  %s' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")")")
+  printf '=== %s: %d s (%s)\n' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "failed rc=$rc")"
+  return $rc
+}
+summary() {
+  printf '\n=== stage durations\n'
+  printf '%s\n' "${STAGES[@]}"
+  printf '%-28s %5d s\n' total "$SECONDS"
+}
+
+apt_install() {  # install Debian packages that are missing
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} = 0 ] && return 0
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then
+    echo "Docker engine answers: $(docker version --format '{{.Server.Version}}')"
+    return 0
+  fi
+  apt_install docker.io
+  if ! docker info >/dev/null 2>&1; then
+    echo "starting dockerd (no systemd on this machine)"
+    setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log; echo "dockerd did not start"; return 1; }
+  echo "Docker engine started: $(docker version --format '{{.Server.Version}}')"
+}
+
+ensure_venv() {
+  local stamp=$VENV/.requirements.sha256 want
+  want=$(sha256sum "$REPO/requirements-dev.txt" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "virtualenv $VENV up to date"
+  else
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -r "$REPO/requirements-dev.txt"
+    echo "$want" > "$stamp"
+    echo "virtualenv $VENV installed"
+  fi
+  export PATH=$VENV/bin:$PATH
+}
+
+bootstrap() {
+  apt_install python3-venv git debootstrap iproute2 rsync ca-certificates
+  ensure_venv
+  ensure_docker
+}
+
+build_images() {
+  "$REPO/tests/images/build.sh"
+  set -a; . "$CACHE/images.env"; set +a
+}
+
+# The simulated cluster: 4 nodes of the molecule scenario "cluster".
+cluster_up() {
+  (cd "$REPO" && molecule create -s cluster)
+}
