@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""`nvidia-smi` output: the query CSV form and the default table.
+
+GB10 (DGX Spark) has no dedicated framebuffer: memory fields read "[N/A]" in CSV and
+"Not Supported" in the table. Those become None, and parsing goes on.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+
+UNKNOWN = ("[N/A]", "N/A", "Not Supported", "[Not Supported]", "[Unknown Error]", "")
+_HEAD = re.compile(r"NVIDIA-SMI (?P<smi>\S+)\s+Driver Version: (?P<driver>\S+)\s+CUDA Version: (?P<cuda>\S+)")
+_GPU_ROW = re.compile(r"^\|\s+(?P<index>\d+)\s+(?P<name>.+?)\s+(?P<persistence>On|Off)\s+\|\s+(?P<bus>\S+)\s+(?P<disp>On|Off)\s+\|")
+_MEM_ROW = re.compile(r"^\|.*?\|\s*(?:(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB|(?P<na>Not Supported|N/A))\s*\|")
+_PROC_ROW = re.compile(
+    r"^\|\s+(?P<gpu>\d+)\s+(?P<gi>\S+)\s+(?P<ci>\S+)\s+(?P<pid>\d+)\s+(?P<type>[CGM+]+)\s+"
+    r"(?P<name>.+?)\s+(?P<mem>\d+MiB|N/A)\s*\|$")
+_MIB_FIELDS = ("memory.total", "memory.used", "memory.free", "memory.reserved", "used_memory", "used_gpu_memory")
+
+
+def _value(name, raw):
+    raw = raw.strip()
+    if raw in UNKNOWN:
+        return None
+    if name in _MIB_FIELDS:
+        m = re.match(r"^(\d+)(?:\s*MiB)?$", raw)
+        if not m:
+            raise ToolOutputError("nvidia-smi", "expected MiB in field %s" % name, raw)
+        return int(m.group(1)) * 1024 * 1024
+    return raw
+
+
+def parse_query_csv(text, fields=None):
+    """CSV of --query-gpu / --query-compute-apps into a list of dicts.
+
+    With a header line, field names are read from it (units stripped); with
+    noheader, pass `fields` in the order queried.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    if fields is None:
+        fields = [re.sub(r"\s*\[.*?\]$", "", f.strip()) for f in lines[0].split(",")]
+        lines = lines[1:]
+    rows = []
+    for lineno, line in enumerate(lines, 1):
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) != len(fields):
+            raise ToolOutputError(
+                "nvidia-smi", "expected %d comma-separated fields (%s)" % (len(fields), ", ".join(fields)),
+                line, lineno)
+        rows.append({f: _value(f, c) for f, c in zip(fields, cells)})
+    return rows
+
+
+def parse_table(text):
+    """Default `nvidia-smi` table: versions, GPUs and processes."""
+    head = _HEAD.search(text)
+    if not head:
+        raise ToolOutputError("nvidia-smi", "no 'NVIDIA-SMI ... Driver Version ... CUDA Version' header")
+    gpus, processes = [], []
+    lines = text.splitlines()
+    in_procs = False
+    for lineno, line in enumerate(lines, 1):
+        if "Processes:" in line:
+            in_procs = True
+            continue
+        if not in_procs:
+            m = _GPU_ROW.match(line)
+            if m:
+                gpu = {"index": int(m.group("index")), "name": m.group("name"),
+                       "pci_bus_id": m.group("bus"), "memory_total": None, "memory_used": None}
+                nxt = lines[lineno] if lineno < len(lines) else ""
+                mem = _MEM_ROW.match(nxt)
+                if mem and mem.group("total"):
+                    gpu["memory_total"] = int(mem.group("total")) * 1024 * 1024
+                    gpu["memory_used"] = int(mem.group("used")) * 1024 * 1024
+                gpus.append(gpu)
+            continue
+        p = _PROC_ROW.match(line)
+        if p:
+            mem = p.group("mem")
+            processes.append({
+                "gpu": int(p.group("gpu")), "pid": int(p.group("pid")), "type": p.group("type"),
+                "name": p.group("name"),
+                "used_memory": None if mem == "N/A" else int(mem[:-3]) * 1024 * 1024,
+            })
+        elif line.startswith("|") and re.match(r"^\|\s+\d+\s", line):
+            raise ToolOutputError("nvidia-smi", "unrecognised process row", line, lineno)
+    return {
+        "smi_version": head.group("smi"),
+        "driver_version": head.group("driver"),
+        "cuda_version": head.group("cuda"),
+        "gpus": gpus,
+        "processes": processes,
+    }
+
+
+def compute_capability(value):
+    """'12.1' -> (12, 1); None stays None."""
+    if value is None:
+        return None
+    m = re.match(r"^(\d+)\.(\d+)$", value)
+    if not m:
+        raise ToolOutputError("nvidia-smi", "expected MAJOR.MINOR compute capability", value)
+    return int(m.group(1)), int(m.group(2))
+
+
+def driver_mismatch(versions_by_host):
+    """Hosts grouped by driver version when they differ, else None (seed 000)."""
+    groups = {}
+    for host, version in sorted(versions_by_host.items()):
+        groups.setdefault(version, []).append(host)
+    return groups if len(groups) > 1 else None

@@ -1,0 +1,67 @@
+"""Shared test helpers: import path, fixture loader, AnsibleModule harness."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+# `ansible_collections.sparkops.cluster` -> this checkout (.collections holds a symlink)
+sys.path.insert(0, str(REPO / ".collections"))
+
+_PROMPT = re.compile(r"^(\S+@\S+:\S*\$ |\$ |# )?(ibdev2netdev|ib_write_bw|nvidia-smi)\b")
+
+
+def fixture(name: str) -> str:
+    """A fixture's tool output: line 1 (`# source:`) and a command/prompt line removed."""
+    lines = (FIXTURES / name).read_text().splitlines(keepends=True)
+    assert lines[0].startswith("# source:"), f"{name}: line 1 must name the source"
+    lines = lines[1:]
+    if lines and _PROMPT.match(lines[0]):
+        lines = lines[1:]
+    return "".join(lines)
+
+
+class AnsibleExit(Exception):
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+class AnsibleFail(AnsibleExit):
+    pass
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """run_module(module, args, check_mode=False) -> (failed, result)."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    def exit_json(self, **kwargs):
+        raise AnsibleExit(kwargs)
+
+    def fail_json(self, **kwargs):
+        kwargs["failed"] = True
+        raise AnsibleFail(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+    def run(module, args, check_mode=False):
+        args = dict(args, _ansible_check_mode=check_mode, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False)
+        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
+        try:
+            module.main()
+        except AnsibleFail as exc:
+            return True, exc.result
+        except AnsibleExit as exc:
+            return False, exc.result
+        raise AssertionError("module returned without exit_json/fail_json")
+
+    return run

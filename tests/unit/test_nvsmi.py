@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _nvsmi
+from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from conftest import fixture
+
+
+def test_gb10_table():
+    t = _nvsmi.parse_table(fixture("nvidia_smi_gb10_dgxspark_processes.txt"))
+    assert (t["driver_version"], t["cuda_version"], t["smi_version"]) == ("580.95.05", "13.0", "580.95.05")
+    assert t["gpus"] == [{"index": 0, "name": "NVIDIA GB10", "pci_bus_id": "0000000F:01:00.0",
+                          "memory_total": None, "memory_used": None}]
+    assert [(p["pid"], p["type"], p["used_memory"]) for p in t["processes"]] == [
+        (4174, "G", 84 * 2 ** 20), (4399, "G", 125 * 2 ** 20), (4761, "G", 273 * 2 ** 20)]
+    assert t["processes"][2]["name"] == ".../7182/usr/lib/firefox/firefox"
+
+
+def test_gb10_query_csv_memory_not_available():
+    rows = _nvsmi.parse_query_csv(fixture("nvidia_smi_query_gpu_csv_gb10_with_header.txt"))
+    assert rows == [{"index": "0", "name": "NVIDIA GB10", "memory.total": None, "memory.free": None}]
+
+
+def test_noheader_csv_with_fields():
+    rows = _nvsmi.parse_query_csv("0, NVIDIA H200, 143771 MiB, 12.0\n",
+                                  fields=["index", "name", "memory.total", "compute_cap"])
+    assert rows[0]["memory.total"] == 143771 * 2 ** 20
+    assert _nvsmi.compute_capability(rows[0]["compute_cap"]) == (12, 0)
+
+
+def test_driver_mismatch_seed_000():
+    versions = {"spark1": "580.95.05", "spark2": "580.142", "spark3": "580.142", "spark4": "580.142"}
+    assert _nvsmi.driver_mismatch(versions) == {"580.142": ["spark2", "spark3", "spark4"],
+                                                "580.95.05": ["spark1"]}
+    assert _nvsmi.driver_mismatch({"a": "580.142", "b": "580.142"}) is None
+
+
+@pytest.mark.parametrize("text", ["", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."])
+def test_table_without_header(text):
+    with pytest.raises(ToolOutputError, match="no 'NVIDIA-SMI"):
+        _nvsmi.parse_table(text)
+
+
+def test_csv_with_wrong_field_count_is_quoted():
+    text = fixture("nvidia_smi_query_gpu_csv_gb10_with_header.txt") + "1, NVIDIA GB10\n"
+    with pytest.raises(ToolOutputError, match="'1, NVIDIA GB10'"):
+        _nvsmi.parse_query_csv(text)
