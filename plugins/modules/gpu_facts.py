@@ -1,0 +1,136 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_facts
+short_description: NVIDIA GPU facts from nvidia-smi, GB10-aware
+description:
+  - Reads C(nvidia-smi) (the query CSV form for per-GPU fields, the default table for
+    the CUDA version and the processes) and sets the C(sparkops_gpu) fact.
+  - On GB10 (DGX Spark) memory fields read C([N/A]) or C(Not Supported) because the
+    GPU shares the system memory; they are returned as null and the module goes on.
+    Read C(/proc/meminfo) (see M(sparkops.cluster.memory_reclaim)) for memory.
+  - The preflight compares RV(ansible_facts.sparkops_gpu.driver_version) across nodes.
+version_added: 0.1.0
+author: sparkops.cluster developers
+extends_documentation_fragment:
+  - sparkops.cluster.attributes.READ_ONLY
+options:
+  required:
+    description: Fail when C(nvidia-smi) is not installed; when false, report zero GPUs.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Read GPU facts
+  sparkops.cluster.gpu_facts:
+
+- name: Show the driver
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.sparkops_gpu.driver_version }} / CUDA {{ ansible_facts.sparkops_gpu.cuda_version }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts set by the module.
+  returned: always
+  type: dict
+  contains:
+    sparkops_gpu:
+      description: GPU inventory of the node.
+      returned: always
+      type: dict
+      contains:
+        count: {description: Number of GPUs., type: int, returned: always, sample: 1}
+        driver_version: {description: NVIDIA driver version, or null without GPUs., type: str, returned: always, sample: "580.142"}
+        cuda_version: {description: Highest CUDA version the driver supports., type: str, returned: always, sample: "13.0"}
+        gpus:
+          description: One entry per GPU.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            index: {description: GPU index., type: int, returned: always, sample: 0}
+            name: {description: Product name., type: str, returned: always, sample: NVIDIA GB10}
+            uuid: {description: GPU UUID., type: str, returned: always, sample: GPU-5c2d0000-0000-0000-0000-000000000000}
+            compute_capability: {description: MAJOR.MINOR., type: str, returned: always, sample: "12.1"}
+            memory_total: {description: Bytes, or null when not supported (GB10)., type: int, returned: always, sample: null}
+            memory_used: {description: Bytes, or null when not supported (GB10)., type: int, returned: always, sample: null}
+            memory_free: {description: Bytes, or null when not supported (GB10)., type: int, returned: always, sample: null}
+            unified_memory: {description: True when memory fields are not supported (GB10-style unified memory)., type: bool, returned: always}
+            pci_bus_id: {description: PCI bus id., type: str, returned: always, sample: "0000000F:01:00.0"}
+        processes:
+          description: Processes on the GPUs (pid, type, name, used_memory in bytes or null).
+          type: list
+          elements: dict
+          returned: always
+          sample: [{"gpu": 0, "pid": 4174, "type": "G", "name": "/usr/lib/xorg/Xorg", "used_memory": 88080384}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _nvsmi
+from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+
+FIELDS = ["index", "name", "uuid", "driver_version", "compute_cap", "memory.total", "memory.used",
+          "memory.free", "pci.bus_id"]
+
+
+def run(module, argv):
+    rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
+    if rc != 0:
+        module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()),
+                         rc=rc, stdout=out, stderr=err)
+    return out
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(required=dict(type="bool", default=True)), supports_check_mode=True)
+    smi = module.get_bin_path("nvidia-smi")
+    if not smi:
+        if module.params["required"]:
+            module.fail_json(msg="nvidia-smi not found on this node: install the NVIDIA driver, "
+                                 "or set required=false to report no GPUs")
+        module.exit_json(changed=False, ansible_facts={"sparkops_gpu": {
+            "count": 0, "driver_version": None, "cuda_version": None, "gpus": [], "processes": []}})
+
+    csv = run(module, [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"])
+    table = run(module, [smi])
+    try:
+        rows = _nvsmi.parse_query_csv(csv, fields=FIELDS)
+        info = _nvsmi.parse_table(table)
+        gpus = []
+        for r in rows:
+            _nvsmi.compute_capability(r["compute_cap"])  # validates MAJOR.MINOR
+            gpus.append({
+                "index": int(r["index"]),
+                "name": r["name"],
+                "uuid": r["uuid"],
+                "compute_capability": r["compute_cap"],
+                "memory_total": r["memory.total"],
+                "memory_used": r["memory.used"],
+                "memory_free": r["memory.free"],
+                "unified_memory": r["memory.total"] is None,
+                "pci_bus_id": r["pci.bus_id"],
+            })
+    except (ToolOutputError, ValueError, TypeError) as exc:
+        module.fail_json(msg=str(exc), stdout=csv + table)
+    drivers = sorted({r["driver_version"] for r in rows})
+    if len(drivers) > 1:
+        module.fail_json(msg="GPUs of this node report different drivers: %s" % ", ".join(drivers))
+    module.exit_json(changed=False, ansible_facts={"sparkops_gpu": {
+        "count": len(gpus),
+        "driver_version": drivers[0] if drivers else info["driver_version"],
+        "cuda_version": info["cuda_version"],
+        "gpus": gpus,
+        "processes": info["processes"],
+    }})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ibdev2netdev
+short_description: Map RDMA devices and ports to their network interfaces
+description:
+  - Runs C(ibdev2netdev) (plain or C(-v) form) and returns every RDMA device and port
+    with its netdev and state, plus the values the roles derive from them
+    (C(NCCL_IB_HCA), C(NCCL_SOCKET_IFNAME), C(GLOO_SOCKET_IFNAME), C(UCX_NET_DEVICES)).
+  - When C(ibdev2netdev) is not installed it reads the same mapping from sysfs
+    (C(/sys/class/infiniband/*/device/net/*) and the port state files) and says so in
+    RV(source).
+  - On a DGX Spark each 200G ConnectX-7 port appears as two netdevs on two PCIe
+    domains (C(rocep1s0f1)/C(roceP2p1s0f1)); both halves must be up for full
+    bandwidth. A port with one half down is reported in RV(warnings).
+  - Never reports C(changed).
+version_added: 0.1.0
+author: sparkops.cluster developers
+extends_documentation_fragment:
+  - sparkops.cluster.attributes.READ_ONLY
+options:
+  verbose:
+    description: Run C(ibdev2netdev -v) and also return PCI address, part, firmware and RDMA port state.
+    type: bool
+    default: false
+  devices:
+    description: Keep only RDMA devices matching one of these shell patterns (for example C(roce*)).
+    type: list
+    elements: str
+    default: []
+  netdevs:
+    description: Keep only ports whose netdev matches one of these shell patterns (for example C(enp1s0f1*)).
+    type: list
+    elements: str
+    default: []
+  source:
+    description:
+      - Where to read the mapping. C(auto) uses the tool when installed, else sysfs.
+    type: str
+    choices: [auto, tool, sysfs]
+    default: auto
+  require_up:
+    description: Fail unless at least this many of the selected ports are up.
+    type: int
+    default: 0
+  sysfs_root:
+    description: Root of the sysfs tree, for the sysfs source.
+    type: path
+    default: /sys
+"""
+
+EXAMPLES = r"""
+- name: Read the RoCE rails
+  sparkops.cluster.ibdev2netdev:
+    devices: ["roce*"]
+    require_up: 2
+  register: rdma
+
+- name: Use the derived NCCL value
+  ansible.builtin.debug:
+    msg: "NCCL_IB_HCA={{ rdma.nccl_ib_hca }}"
+"""
+
+RETURN = r"""
+source:
+  description: Where the mapping came from.
+  returned: always
+  type: str
+  sample: ibdev2netdev
+ports:
+  description: Every selected RDMA port.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    device: {description: RDMA device name., type: str, returned: always, sample: rocep1s0f1}
+    port: {description: RDMA port number., type: int, returned: always, sample: 1}
+    netdev: {description: Network interface of the port., type: str, returned: always, sample: enp1s0f1np1}
+    state: {description: C(Up) or C(Down) (the netdev's link)., type: str, returned: always, sample: Up}
+    up: {description: Whether the netdev is up., type: bool, returned: always, sample: true}
+    port_state: {description: RDMA port state (C(-v) form and sysfs)., type: str, returned: when known, sample: ACTIVE}
+    pci: {description: PCI address (C(-v) form)., type: str, returned: with verbose, sample: "0000:01:00.1"}
+    firmware: {description: Firmware version (C(-v) form)., type: str, returned: with verbose, sample: 28.45.4028}
+up_devices:
+  description: RDMA devices whose netdev is up.
+  returned: always
+  type: list
+  elements: str
+  sample: [rocep1s0f1, roceP2p1s0f1]
+up_netdevs:
+  description: Netdevs of the up ports.
+  returned: always
+  type: list
+  elements: str
+  sample: [enp1s0f1np1, enP2p1s0f1np1]
+nccl_ib_hca:
+  description: C(NCCL_IB_HCA) value naming exactly the up ports (C(=) means exact match), or null.
+  returned: always
+  type: str
+  sample: "=rocep1s0f1:1,roceP2p1s0f1:1"
+nccl_socket_ifname:
+  description: C(NCCL_SOCKET_IFNAME) value naming exactly the up netdevs, or null.
+  returned: always
+  type: str
+  sample: "=enp1s0f1np1,enP2p1s0f1np1"
+gloo_socket_ifname:
+  description: The first up netdev, for C(GLOO_SOCKET_IFNAME) and C(TP_SOCKET_IFNAME), or null.
+  returned: always
+  type: str
+  sample: enp1s0f1np1
+ucx_net_devices:
+  description: C(UCX_NET_DEVICES) value for the up ports, or null.
+  returned: always
+  type: str
+  sample: "rocep1s0f1:1,roceP2p1s0f1:1"
+warnings:
+  description: Ports with one half down (half bandwidth).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _rdma
+from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            verbose=dict(type="bool", default=False),
+            devices=dict(type="list", elements="str", default=[]),
+            netdevs=dict(type="list", elements="str", default=[]),
+            source=dict(type="str", choices=["auto", "tool", "sysfs"], default="auto"),
+            require_up=dict(type="int", default=0),
+            sysfs_root=dict(type="path", default="/sys"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    tool = None if p["source"] == "sysfs" else module.get_bin_path("ibdev2netdev", required=p["source"] == "tool")
+    if tool:
+        argv = [tool] + (["-v"] if p["verbose"] else [])
+        rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
+        if rc != 0:
+            module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()),
+                             rc=rc, stdout=out, stderr=err)
+        try:
+            ports = _rdma.parse_ibdev2netdev(out)
+        except ToolOutputError as exc:
+            module.fail_json(msg=str(exc), stdout=out)
+        source = "ibdev2netdev"
+    else:
+        ports = _rdma.read_sysfs(p["sysfs_root"])
+        source = "sysfs"
+
+    ports = _rdma.select(ports, p["devices"], p["netdevs"])
+    result = _rdma.summarize(ports)
+    for warning in result["warnings"]:
+        module.warn(warning)
+    up = len(result["up_devices"])
+    if up < p["require_up"]:
+        module.fail_json(
+            msg="%d RDMA port(s) up, require_up is %d (selected: %s; source %s). Check cabling, "
+                "`ip link` and the netplan rails." % (
+                    up, p["require_up"],
+                    ", ".join("%s:%d->%s %s" % (x["device"], x["port"], x["netdev"], x["state"]) for x in ports)
+                    or "none", source),
+            source=source, **result)
+    module.exit_json(changed=False, source=source, **result)
+
+
+if __name__ == "__main__":
+    main()
