@@ -183,21 +183,23 @@ def _stop(proc):
 
 
 def run_server(argvs, timeout):
+    """Run the server sides in parallel: [(rc, output, timed_out)], nothing left running."""
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, text=True)
              for argv in argvs]
-    outputs = [None] * len(procs)
+    outcomes = []
     deadline = time.monotonic() + timeout
     try:
-        for i, proc in enumerate(procs):
+        for proc in procs:
             try:
-                outputs[i] = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[0]
+                out = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[0]
+                outcomes.append((proc.returncode, out, False))
             except subprocess.TimeoutExpired:
                 _stop(proc)
-                outputs[i] = (proc.communicate()[0] or "") + "\n[sparkops] timed out after %ds\n" % timeout
+                outcomes.append((proc.returncode, proc.communicate()[0] or "", True))
     finally:
         for proc in procs:
             _stop(proc)
-    return [(p.returncode, out) for p, out in zip(procs, outputs)]
+    return outcomes
 
 
 def run_client(argv, connect_timeout, results, index):
@@ -208,7 +210,7 @@ def run_client(argv, connect_timeout, results, index):
         if failure and failure["cause"] == "connection refused" and time.monotonic() < deadline:
             time.sleep(1)
             continue
-        results[index] = (proc.returncode, proc.stdout)
+        results[index] = (proc.returncode, proc.stdout, False)
         return
 
 
@@ -271,7 +273,13 @@ def main():
             t.join()
 
     rails, errors = [], []
-    for r, argv, (rc, out) in zip(p["rails"], argvs, outcomes):
+    for r, argv, (rc, out, timed_out) in zip(p["rails"], argvs, outcomes):
+        if timed_out:
+            errors.append("rail %s (%s, server side on port %d): timed out after %ds: %s" % (
+                r["name"], r["device"], r["port"], p["timeout"],
+                "no client connected (start the client side; check its server_address and port)"
+                if _perftest.is_waiting(out) or not out.strip() else "the run did not finish"))
+            continue
         try:
             measured = _perftest.parse_bw(out)
         except ToolOutputError as exc:
@@ -283,7 +291,7 @@ def main():
         measured.update(name=r["name"], device=r["device"], command=argv, rc=rc)
         rails.append(measured)
     if errors:
-        module.fail_json(msg="; ".join(errors), rails=rails, outputs=[o for _, o in outcomes])
+        module.fail_json(msg="; ".join(errors), rails=rails, outputs=[o[1] for o in outcomes])
     summary = _perftest.aggregate(rails, p["line_rate_gbps"], p["min_gbps"], p["min_aggregate_gbps"])
     if summary["failures"]:
         module.fail_json(msg="RoCE bandwidth below threshold: " + "; ".join(summary["failures"]),

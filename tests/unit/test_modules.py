@@ -1,0 +1,158 @@
+"""The modules' main(): argument handling, exact argv, check mode, failures."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.module_utils import basic
+
+from ansible_collections.sparkops.cluster.plugins.modules import gpu_facts, ibdev2netdev, memory_reclaim
+from conftest import fixture
+
+GIB = 1024 ** 3
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    """Serve run_command from a table {argv tuple: (rc, out, err)}; record the calls."""
+    table, calls = {}, []
+
+    def run_command(self, args, **kwargs):
+        calls.append(list(args))
+        return table[tuple(args)]
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    return table, calls
+
+
+@pytest.fixture
+def binaries(monkeypatch):
+    present = {}
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
+                        lambda self, name, required=False, opt_dirs=None: present.get(name) or (
+                            self.fail_json(msg="Failed to find required executable %s" % name) if required else None))
+    return present
+
+
+def test_ibdev2netdev_from_tool(run_module, commands, binaries):
+    table, calls = commands
+    binaries["ibdev2netdev"] = "/usr/bin/ibdev2netdev"
+    table[("/usr/bin/ibdev2netdev",)] = (0, fixture("ibdev2netdev_dgxspark_spark1_two_up_two_down.txt"), "")
+    failed, r = run_module(ibdev2netdev, {"devices": ["roce*"]}, check_mode=True)
+    assert not failed and r["changed"] is False and r["source"] == "ibdev2netdev"
+    assert calls == [["/usr/bin/ibdev2netdev"]]
+    assert r["nccl_ib_hca"] == "=rocep1s0f0:1,roceP2p1s0f0:1"
+
+
+def test_ibdev2netdev_verbose_and_require_up(run_module, commands, binaries):
+    table, calls = commands
+    binaries["ibdev2netdev"] = "/usr/bin/ibdev2netdev"
+    table[("/usr/bin/ibdev2netdev", "-v")] = (0, fixture("ibdev2netdev_v_connectx4_sriov_mixed.txt"), "")
+    failed, r = run_module(ibdev2netdev, {"verbose": True, "netdevs": ["enp2s0f[2-5]"], "require_up": 1})
+    assert failed and r["msg"].startswith("0 RDMA port(s) up, require_up is 1")
+    assert "mlx5_2:1->enp2s0f2 Down" in r["msg"]
+
+
+def test_ibdev2netdev_corrupt_output_fails_quoting_line(run_module, commands, binaries):
+    table, _ = commands
+    binaries["ibdev2netdev"] = "/usr/bin/ibdev2netdev"
+    table[("/usr/bin/ibdev2netdev",)] = (0, "rocep1s0f0 port 1 ==> enp1s0f0np0 (Up)\nGARBAGE here\n", "")
+    failed, r = run_module(ibdev2netdev, {})
+    assert failed and "line 2: 'GARBAGE here'" in r["msg"]
+
+
+def test_ibdev2netdev_sysfs_fallback(run_module, commands, binaries, tmp_path):
+    (tmp_path / "class/infiniband/rocep1s0f1/ports/1").mkdir(parents=True)
+    (tmp_path / "class/infiniband/rocep1s0f1/ports/1/state").write_text("4: ACTIVE\n")
+    (tmp_path / "class/infiniband/rocep1s0f1/device/net/enp1s0f1np1").mkdir(parents=True)
+    (tmp_path / "class/net/enp1s0f1np1").mkdir(parents=True)
+    (tmp_path / "class/net/enp1s0f1np1/operstate").write_text("up\n")
+    failed, r = run_module(ibdev2netdev, {"sysfs_root": str(tmp_path)})
+    assert not failed and r["source"] == "sysfs" and r["up_netdevs"] == ["enp1s0f1np1"]
+    assert commands[1] == []
+
+
+def test_ibdev2netdev_tool_required_but_missing(run_module, commands, binaries):
+    failed, r = run_module(ibdev2netdev, {"source": "tool"})
+    assert failed and "ibdev2netdev" in r["msg"]
+
+
+GPU_ARGV = ("/usr/bin/nvidia-smi", "--query-gpu=" + ",".join(gpu_facts.FIELDS), "--format=csv,noheader,nounits")
+
+
+def test_gpu_facts_gb10(run_module, commands, binaries):
+    table, calls = commands
+    binaries["nvidia-smi"] = "/usr/bin/nvidia-smi"
+    # the GB10 CSV answer, with the fields this module asks for (memory is [N/A] on GB10)
+    table[GPU_ARGV] = (0, "0, NVIDIA GB10, GPU-5c2d, 580.95.05, 12.1, [N/A], [N/A], [N/A], 0000000F:01:00.0\n", "")
+    table[("/usr/bin/nvidia-smi",)] = (0, fixture("nvidia_smi_gb10_dgxspark_processes.txt"), "")
+    failed, r = run_module(gpu_facts, {}, check_mode=True)
+    assert not failed and r["changed"] is False
+    g = r["ansible_facts"]["sparkops_gpu"]
+    assert (g["count"], g["driver_version"], g["cuda_version"]) == (1, "580.95.05", "13.0")
+    assert g["gpus"][0]["unified_memory"] is True and g["gpus"][0]["memory_total"] is None
+    assert g["gpus"][0]["compute_capability"] == "12.1" and len(g["processes"]) == 3
+    assert calls == [list(GPU_ARGV), ["/usr/bin/nvidia-smi"]]
+
+
+def test_gpu_facts_driver_not_loaded(run_module, commands, binaries):
+    table, _ = commands
+    binaries["nvidia-smi"] = "/usr/bin/nvidia-smi"
+    msg = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
+    table[GPU_ARGV] = (9, msg, "")
+    failed, r = run_module(gpu_facts, {})
+    assert failed and r["rc"] == 9 and msg in r["msg"]
+
+
+def test_gpu_facts_absent(run_module, commands, binaries):
+    failed, r = run_module(gpu_facts, {})
+    assert failed and "nvidia-smi not found" in r["msg"]
+    failed, r = run_module(gpu_facts, {"required": False})
+    assert not failed and r["ansible_facts"]["sparkops_gpu"]["count"] == 0
+
+
+@pytest.fixture
+def fake_proc(monkeypatch):
+    """/proc as captured: the meminfo fixture and one process holding 3 GiB."""
+    files = {"/proc/meminfo": fixture("proc_meminfo_debian12_x86_24g_3g_held.txt"),
+             "/proc/4242/status": fixture("proc_status_python_3g_rssanon.txt")}
+    monkeypatch.setattr(memory_reclaim, "read", lambda path: files[path])
+    real_listdir = memory_reclaim.os.listdir
+    monkeypatch.setattr(memory_reclaim.os, "listdir", lambda p: ["4242", "self", "meminfo"] if p == "/proc" else real_listdir(p))
+    monkeypatch.setattr(memory_reclaim, "in_container", lambda: False)
+    return files
+
+
+def test_memory_reclaim_check_mode_reports_without_writing(run_module, binaries, fake_proc, monkeypatch):
+    writes = []
+    monkeypatch.setattr(memory_reclaim, "write", lambda path, value: writes.append(path))
+    monkeypatch.setattr(memory_reclaim.os, "access", lambda path, mode: True)
+    failed, r = run_module(memory_reclaim, {"min_cached_gb": 0.5}, check_mode=True)
+    assert not failed and r["changed"] is True and writes == []
+    assert r["freed"] == r["before"]["cached"] and r["after"] == r["before"]
+    assert r["reboot_required"] is False
+
+
+def test_memory_reclaim_below_threshold_changes_nothing(run_module, binaries, fake_proc):
+    failed, r = run_module(memory_reclaim, {"min_cached_gb": 100})
+    assert not failed and r["changed"] is False and r["skipped_reason"].startswith("Cached ")
+
+
+def test_memory_reclaim_leak_fails_when_asked(run_module, binaries, fake_proc, monkeypatch):
+    # the 3 GiB process is dropped from /proc: its memory is now held by nobody
+    monkeypatch.setattr(memory_reclaim, "process_rss", lambda: 0)
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "fail_on_leak": True})
+    assert failed and r["reboot_required"] and r["msg"].startswith("reboot required: ")
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2})
+    assert not failed and r["reboot_required"] and r["leak"]["unaccounted"] > 2 * GIB
+
+
+def test_memory_reclaim_process_accounted_no_leak(run_module, binaries, fake_proc):
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2})
+    assert not failed and r["reboot_required"] is False
+    assert r["leak"]["process_rss"] == 3153064 * 1024
+
+
+def test_memory_reclaim_skips_leak_check_in_container(run_module, binaries, fake_proc, monkeypatch):
+    monkeypatch.setattr(memory_reclaim, "in_container", lambda: True)
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0})
+    assert not failed and r["leak"] is None and "inside a container" in r["reason"]
