@@ -9,15 +9,15 @@ DOCUMENTATION = r"""
 module: memory_reclaim
 short_description: Free page cache before a model load and detect memory held by nobody
 description:
-  - On unified-memory nodes (GB10) the page cache competes with the model: vLLM counts
+  - On unified-memory nodes (GB10) the page cache competes with the model, and vLLM counts
     reclaimable cache as used (KNOWN_FAILURES rows 10, 26). This module runs C(sync),
     writes O(drop_caches) to C(/proc/sys/vm/drop_caches) and optionally compacts
     memory, and reports C(/proc/meminfo) before and after with the bytes freed.
   - It drops caches only when the page cache exceeds O(min_cached_gb), so a second run
     right after the first changes nothing.
   - It also looks for memory that no process holds. On GB10 a container killed during a
-    load leaves its GPU memory allocated until a reboot (seed 004: ~33 GB per failed
-    launch). When MemTotal - MemAvailable minus what processes (RssAnon), GPU processes
+    load leaves its GPU memory allocated until a reboot (seed 004, about 33 GB per
+    failed launch). When MemTotal - MemAvailable minus what processes (RssAnon), GPU processes
     (C(nvidia-smi)) and the kernel's counters account for exceeds
     O(leak_threshold_gb), RV(reboot_required) is true with the figure and the reason,
     and the module fails when O(fail_on_leak) is set.

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: roce_bandwidth
 short_description: Measure RDMA write bandwidth between two nodes with ib_write_bw
 description:
-  - Runs perftest's C(ib_write_bw) on one or more rails at once: as the server side
+  - Runs perftest's C(ib_write_bw) on one or more rails at once, as the server side
     (O(role=server)) on one node and as the client side (O(role=client)) on the
     other. Rails run in parallel, so two rails give the two-rail aggregate of one
     200G ConnectX-7 port (seed 003 saw about 106 Gb/s per rail, 212 aggregate).
@@ -20,8 +20,7 @@ description:
     an C(ib_write_bw) process behind. The client side retries a refused connection
     for O(connect_timeout) seconds, so the server may start a moment later.
   - Run the server with C(async) and the client normally; the
-    C(sparkops.cluster.fabric_check) role and C(playbooks/validate-fabric.yml) pair
-    every node with the next one in a ring.
+    C(playbooks/validate-fabric.yml) pairs every node with the next one in a ring.
   - Only measures; never reports C(changed).
 version_added: 0.1.0
 author: sparkops.cluster developers
