@@ -67,7 +67,7 @@ ensure_venv() {
 }
 
 bootstrap() {
-  apt_install python3-venv git debootstrap iproute2 rsync ca-certificates
+  apt_install python3-venv git debootstrap iproute2 ca-certificates
   ensure_venv
   ensure_docker
 }

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """/proc/meminfo and per-process memory: what reclaim frees, and memory nobody holds.
 
 On GB10 (unified memory) a container killed during a model load can leave tens of GB

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`nvidia-smi` output: the query CSV form and the default table.
 
 GB10 (DGX Spark) has no dedicated framebuffer: memory fields read "[N/A]" in CSV and

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """perftest (`ib_write_bw`) output: the result table, failures, and rail summaries."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """RDMA device <-> netdev mapping: `ibdev2netdev` output and the sysfs tree.
 
 Pure Python, no Ansible: the ibdev2netdev module and the unit tests use it.

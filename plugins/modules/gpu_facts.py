@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ description:
     Read C(/proc/meminfo) (see M(sparkops.cluster.memory_reclaim)) for memory.
   - The preflight compares RV(ansible_facts.sparkops_gpu.driver_version) across nodes.
 version_added: 0.1.0
-author: sparkops.cluster developers
+author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes.READ_ONLY
 options:
@@ -46,24 +46,24 @@ ansible_facts:
       returned: always
       type: dict
       contains:
-        count: {description: Number of GPUs., type: int, returned: always, sample: 1}
-        driver_version: {description: NVIDIA driver version, or null without GPUs., type: str, returned: always, sample: "580.142"}
-        cuda_version: {description: Highest CUDA version the driver supports., type: str, returned: always, sample: "13.0"}
+        count: {description: "Number of GPUs.", type: int, returned: always, sample: 1}
+        driver_version: {description: "NVIDIA driver version, or null without GPUs.", type: str, returned: always, sample: "580.142"}
+        cuda_version: {description: "Highest CUDA version the driver supports.", type: str, returned: always, sample: "13.0"}
         gpus:
           description: One entry per GPU.
           type: list
           elements: dict
           returned: always
           contains:
-            index: {description: GPU index., type: int, returned: always, sample: 0}
-            name: {description: Product name., type: str, returned: always, sample: NVIDIA GB10}
-            uuid: {description: GPU UUID., type: str, returned: always, sample: GPU-5c2d0000-0000-0000-0000-000000000000}
-            compute_capability: {description: MAJOR.MINOR., type: str, returned: always, sample: "12.1"}
-            memory_total: {description: Bytes, or null when not supported (GB10)., type: int, returned: always, sample: null}
-            memory_used: {description: Bytes, or null when not supported (GB10)., type: int, returned: always, sample: null}
-            memory_free: {description: Bytes, or null when not supported (GB10)., type: int, returned: always, sample: null}
-            unified_memory: {description: True when memory fields are not supported (GB10-style unified memory)., type: bool, returned: always}
-            pci_bus_id: {description: PCI bus id., type: str, returned: always, sample: "0000000F:01:00.0"}
+            index: {description: "GPU index.", type: int, returned: always, sample: 0}
+            name: {description: "Product name.", type: str, returned: always, sample: NVIDIA GB10}
+            uuid: {description: "GPU UUID.", type: str, returned: always, sample: GPU-5c2d0000-0000-0000-0000-000000000000}
+            compute_capability: {description: "MAJOR.MINOR.", type: str, returned: always, sample: "12.1"}
+            memory_total: {description: "Bytes, or null when not supported (GB10).", type: int, returned: always, sample: null}
+            memory_used: {description: "Bytes, or null when not supported (GB10).", type: int, returned: always, sample: null}
+            memory_free: {description: "Bytes, or null when not supported (GB10).", type: int, returned: always, sample: null}
+            unified_memory: {description: "True when memory fields are not supported (GB10-style unified memory).", type: bool, returned: always}
+            pci_bus_id: {description: "PCI bus id.", type: str, returned: always, sample: "0000000F:01:00.0"}
         processes:
           description: Processes on the GPUs (pid, type, name, used_memory in bytes or null).
           type: list

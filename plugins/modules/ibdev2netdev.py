@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ description:
     bandwidth. A port with one half down is reported in RV(warnings).
   - Never reports C(changed).
 version_added: 0.1.0
-author: sparkops.cluster developers
+author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes.READ_ONLY
 options:
@@ -78,14 +78,14 @@ ports:
   type: list
   elements: dict
   contains:
-    device: {description: RDMA device name., type: str, returned: always, sample: rocep1s0f1}
-    port: {description: RDMA port number., type: int, returned: always, sample: 1}
-    netdev: {description: Network interface of the port., type: str, returned: always, sample: enp1s0f1np1}
-    state: {description: C(Up) or C(Down) (the netdev's link)., type: str, returned: always, sample: Up}
-    up: {description: Whether the netdev is up., type: bool, returned: always, sample: true}
-    port_state: {description: RDMA port state (C(-v) form and sysfs)., type: str, returned: when known, sample: ACTIVE}
-    pci: {description: PCI address (C(-v) form)., type: str, returned: with verbose, sample: "0000:01:00.1"}
-    firmware: {description: Firmware version (C(-v) form)., type: str, returned: with verbose, sample: 28.45.4028}
+    device: {description: "RDMA device name.", type: str, returned: always, sample: rocep1s0f1}
+    port: {description: "RDMA port number.", type: int, returned: always, sample: 1}
+    netdev: {description: "Network interface of the port.", type: str, returned: always, sample: enp1s0f1np1}
+    state: {description: "C(Up) or C(Down) (the netdev's link).", type: str, returned: always, sample: Up}
+    up: {description: "Whether the netdev is up.", type: bool, returned: always, sample: true}
+    port_state: {description: "RDMA port state (C(-v) form and sysfs).", type: str, returned: when known, sample: ACTIVE}
+    pci: {description: "PCI address (C(-v) form).", type: str, returned: with verbose, sample: "0000:01:00.1"}
+    firmware: {description: "Firmware version (C(-v) form).", type: str, returned: with verbose, sample: 28.45.4028}
 up_devices:
   description: RDMA devices whose netdev is up.
   returned: always

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -25,14 +25,17 @@ description:
     container's processes, so the leak check is skipped there (O(leak_check=auto)).
     A read-only C(/proc/sys) (containers) skips the drop with a warning.
 version_added: 0.1.0
-author: sparkops.cluster developers
+author: sparkops.cluster developers (@sparkops)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what it would free (the current page cache) without writing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Caches are dropped only above O(min_cached_gb).
 options:
@@ -82,12 +85,12 @@ before:
   returned: always
   type: dict
   contains:
-    mem_total: {description: MemTotal., type: int, returned: always}
-    mem_free: {description: MemFree., type: int, returned: always}
-    mem_available: {description: MemAvailable., type: int, returned: always}
-    cached: {description: Cached (page cache)., type: int, returned: always}
-    buffers: {description: Buffers., type: int, returned: always}
-    swap_used: {description: SwapTotal - SwapFree., type: int, returned: always}
+    mem_total: {description: "MemTotal.", type: int, returned: always}
+    mem_free: {description: "MemFree.", type: int, returned: always}
+    mem_available: {description: "MemAvailable.", type: int, returned: always}
+    cached: {description: "Cached (page cache).", type: int, returned: always}
+    buffers: {description: "Buffers.", type: int, returned: always}
+    swap_used: {description: "SwapTotal - SwapFree.", type: int, returned: always}
 after:
   description: Memory after, in bytes (same keys as RV(before); equals it in check mode or when nothing was dropped).
   returned: always

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) sparkops.cluster contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ description:
     C(playbooks/validate-fabric.yml) pairs every node with the next one in a ring.
   - Only measures; never reports C(changed).
 version_added: 0.1.0
-author: sparkops.cluster developers
+author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes.READ_ONLY
 options:
@@ -125,13 +125,13 @@ rails:
   type: list
   elements: dict
   contains:
-    name: {description: Rail label., type: str, returned: always, sample: rail1}
-    device: {description: RDMA device., type: str, returned: always, sample: rocep1s0f1}
-    average_gbps: {description: Average bandwidth in Gb/s., type: float, returned: always, sample: 106.1}
-    peak_gbps: {description: Peak bandwidth in Gb/s., type: float, returned: always, sample: 106.4}
-    msg_rate_mpps: {description: Message rate in millions of messages per second., type: float, returned: always, sample: 0.0016}
-    line_rate_share: {description: average_gbps / line_rate_gbps., type: float, returned: always, sample: 0.53}
-    command: {description: The ib_write_bw command line., type: list, elements: str, returned: always}
+    name: {description: "Rail label.", type: str, returned: always, sample: rail1}
+    device: {description: "RDMA device.", type: str, returned: always, sample: rocep1s0f1}
+    average_gbps: {description: "Average bandwidth in Gb/s.", type: float, returned: always, sample: 106.1}
+    peak_gbps: {description: "Peak bandwidth in Gb/s.", type: float, returned: always, sample: 106.4}
+    msg_rate_mpps: {description: "Message rate in millions of messages per second.", type: float, returned: always, sample: 0.0016}
+    line_rate_share: {description: "average_gbps / line_rate_gbps.", type: float, returned: always, sample: 0.53}
+    command: {description: "The ib_write_bw command line.", type: list, elements: str, returned: always}
 aggregate_gbps:
   description: Sum of the rails' averages (they run at the same time).
   returned: always
@@ -155,9 +155,6 @@ failures:
   sample: []
 """
 
-import os
-import signal
-import subprocess
 import threading
 import time
 
@@ -166,50 +163,21 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sparkops.cluster.plugins.module_utils import _perftest
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
-ENV = dict(os.environ, LC_ALL="C")
+TIMED_OUT = 124  # coreutils timeout(1) exit code
 
 
-def _stop(proc):
-    """End an ib_write_bw process for sure: SIGTERM, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def run_server(argvs, timeout):
-    """Run the server sides in parallel: [(rc, output, timed_out)], nothing left running."""
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, text=True)
-             for argv in argvs]
-    outcomes = []
-    deadline = time.monotonic() + timeout
-    try:
-        for proc in procs:
-            try:
-                out = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[0]
-                outcomes.append((proc.returncode, out, False))
-            except subprocess.TimeoutExpired:
-                _stop(proc)
-                outcomes.append((proc.returncode, proc.communicate()[0] or "", True))
-    finally:
-        for proc in procs:
-            _stop(proc)
-    return outcomes
-
-
-def run_client(argv, connect_timeout, results, index):
-    deadline = time.monotonic() + connect_timeout
+def run_side(module, argv, limit, retry_refused_for, results, index):
+    """Run one rail's ib_write_bw under timeout(1) (SIGTERM, SIGKILL 5 s later, so no
+    process outlives the limit); the client retries a refused connection for a while."""
+    deadline = time.monotonic() + retry_refused_for
     while True:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, text=True, check=False)
-        failure = _perftest.diagnose(proc.stdout) if proc.returncode != 0 else None
+        rc, out, err = module.run_command(["timeout", "-k", "5", str(limit)] + argv, environ_update={"LC_ALL": "C"})
+        out = (out or "") + (err or "")
+        failure = _perftest.diagnose(out) if rc != 0 else None
         if failure and failure["cause"] == "connection refused" and time.monotonic() < deadline:
             time.sleep(1)
             continue
-        results[index] = (proc.returncode, proc.stdout, False)
+        results[index] = (rc, out, rc in (TIMED_OUT, 128 + 9))
         return
 
 
@@ -251,6 +219,7 @@ def main():
     if p["duration"] < 1 or p["qps"] < 1 or p["size"] < 1:
         module.fail_json(msg="duration, qps and size must be positive")
     tool = module.get_bin_path("ib_write_bw", required=True)
+    module.get_bin_path("timeout", required=True)
 
     argvs = []
     for r in p["rails"]:
@@ -260,22 +229,21 @@ def main():
         argv[0] = tool
         argvs.append(argv)
 
-    if p["role"] == "server":
-        outcomes = run_server(argvs, p["timeout"])
-    else:
-        outcomes = [None] * len(argvs)
-        threads = [threading.Thread(target=run_client, args=(argv, p["connect_timeout"], outcomes, i))
-                   for i, argv in enumerate(argvs)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    server = p["role"] == "server"
+    limit = p["timeout"] if server else p["duration"] + p["connect_timeout"] + 30
+    outcomes = [None] * len(argvs)
+    threads = [threading.Thread(target=run_side, args=(module, argv, limit, 0 if server else p["connect_timeout"], outcomes, i))
+               for i, argv in enumerate(argvs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
     rails, errors = [], []
     for r, argv, (rc, out, timed_out) in zip(p["rails"], argvs, outcomes):
         if timed_out:
-            errors.append("rail %s (%s, server side on port %d): timed out after %ds: %s" % (
-                r["name"], r["device"], r["port"], p["timeout"],
+            errors.append("rail %s (%s, %s side on port %d): timed out after %ds: %s" % (
+                r["name"], r["device"], p["role"], r["port"], limit,
                 "no client connected (start the client side; check its server_address and port)"
                 if _perftest.is_waiting(out) or not out.strip() else "the run did not finish"))
             continue

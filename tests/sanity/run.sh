@@ -9,7 +9,7 @@ work=$repo/.cache/sanity/ansible_collections/sparkops/cluster
 rm -rf "$work" && mkdir -p "$work"
 # the tracked and new files of the checkout, as a clean clone would have them
 (cd "$repo" && git ls-files -co --exclude-standard -z | grep -zv '^\.collections/' \
-  | rsync -a --from0 --files-from=- ./ "$work/")
+  | tar --null -T - -cf - | tar -C "$work" -xf -)
 (cd "$work" && git init -q && git add -A && git -c user.name=sanity -c user.email=sanity@localhost commit -qm sanity)
 
 pip_version=$(python - <<'PY'

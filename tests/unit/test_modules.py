@@ -53,7 +53,7 @@ def test_ibdev2netdev_verbose_and_require_up(run_module, commands, binaries):
 
 
 def test_ibdev2netdev_corrupt_output_fails_quoting_line(run_module, commands, binaries):
-    table, _ = commands
+    table = commands[0]
     binaries["ibdev2netdev"] = "/usr/bin/ibdev2netdev"
     table[("/usr/bin/ibdev2netdev",)] = (0, "rocep1s0f0 port 1 ==> enp1s0f0np0 (Up)\nGARBAGE here\n", "")
     failed, r = run_module(ibdev2netdev, {})
@@ -95,7 +95,7 @@ def test_gpu_facts_gb10(run_module, commands, binaries):
 
 
 def test_gpu_facts_driver_not_loaded(run_module, commands, binaries):
-    table, _ = commands
+    table = commands[0]
     binaries["nvidia-smi"] = "/usr/bin/nvidia-smi"
     msg = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
     table[GPU_ARGV] = (9, msg, "")

@@ -26,7 +26,6 @@ def loopback_rdma(tmp_path, monkeypatch):
     rdma_map.write_text("0000:00:00.0 rocelo0 1 lo\n0000:00:00.1 rocelo1 1 lo\n")
     monkeypatch.setenv("SPARKOPS_SIM_RDMA_MAP", str(rdma_map))
     monkeypatch.setenv("PATH", "%s:%s" % (DOUBLES, os.environ["PATH"]))
-    monkeypatch.setattr(roce_bandwidth, "ENV", dict(os.environ))
     return rdma_map
 
 

@@ -1,0 +1,189 @@
+"""The preflight planner: the field reports' recipes pass, known-bad plans are refused."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _planner, _recipe
+from conftest import REPO
+
+RECIPES = REPO / "recipes"
+HARDWARE = yaml.safe_load((RECIPES / "hardware.yml").read_text())
+GOOD = ["qwen397b", "qwen397b-int4", "minimax-m27", "qwen3-vl-235b", "qwen397b-h200x8"]
+GIB = 1024 ** 3
+
+
+def recipe(name, **overrides):
+    r = yaml.safe_load((RECIPES / ("%s.yml" % name)).read_text())
+    return _recipe.validate(_recipe.merge(r, overrides), source=name)
+
+
+def refusals(r):
+    return _planner.check_recipe(r, HARDWARE[r["hardware"]])
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_field_report_recipes_pass(name):
+    r = recipe(name)
+    assert refusals(r) == []
+    assert _planner.memory_budget(r, HARDWARE[r["hardware"]])["fits"]
+
+
+def test_recipe_files_all_valid():
+    for path in RECIPES.glob("*.yml"):
+        if path.name not in ("hardware.yml", "known_failures.yml"):
+            _recipe.validate(yaml.safe_load(path.read_text()), source=path.name)
+
+
+def test_every_rule_names_a_known_failure_row():
+    rows = {row["id"] for row in yaml.safe_load((RECIPES / "known_failures.yml").read_text())}
+    for rule in ("KF#1", "KF#2", "KF#3", "KF#4", "KF#9", "KF#10", "KF#12", "KF#17", "KF#18", "KF#19", "KF#20",
+                 "KF#21", "KF#22", "KF#25", "KF#28", "KF#31", "KF#100", "KF#102"):
+        assert int(rule[3:]) in rows, rule
+
+
+BAD = [
+    # (id, recipe, overrides, rule, words in the message)
+    ("ep-hybrid-flag", "qwen397b", {"serving": {"args": ["--enable-expert-parallel"]}}, "KF#1", "hybrid GDN/Mamba"),
+    ("ep-hybrid-field", "qwen397b", {"parallelism": {"expert_parallel": True}}, "KF#1", "vllm#41862"),
+    ("ep-h200-dp8", "qwen397b-h200x8", {"parallelism": {"tensor": 1, "expert_parallel": True},
+                                          "serving": {"args": ["--data-parallel-size=8", "--enable-expert-parallel"]}},
+     "KF#1", "deadlocks"),
+    ("tp2-226gb-2nodes", "qwen397b-int4", {"nodes": 2, "parallelism": {"tensor": 2},
+                                            "engine": {"fixes": ["vllm-pr-36329"]}}, "KF#100", "does not fit"),
+    ("fp8-m27-2nodes", "minimax-m27", {"model": {"id": "MiniMaxAI/MiniMax-M2.7", "size_gb": 229, "quantization": "fp8"}},
+     "KF#100", "exit 137"),
+    ("397b-fp8-2nodes", "qwen397b", {"nodes": 2, "parallelism": {"tensor": 2}}, "KF#100", "does not fit"),
+    ("util-090-gb10", "qwen397b", {"serving": {"gpu_memory_utilization": 0.90}}, "KF#25", "above 0.85"),
+    ("util-092-m27", "minimax-m27", {"serving": {"gpu_memory_utilization": 0.92}}, "KF#25", "unified memory"),
+    ("tp-vs-nodes", "qwen397b", {"nodes": 3}, "plan", "3 node(s)"),
+    ("pp3-on-4", "qwen397b", {"parallelism": {"tensor": 1, "pipeline": 3}}, "plan", "= 3 GPUs"),
+    ("tp8-on-4-sparks", "qwen397b", {"parallelism": {"tensor": 8}}, "plan", "= 8 GPUs"),
+    ("tp-in-args", "qwen397b", {"serving": {"args": ["--tensor-parallel-size=2"]}}, "plan", "serving.args"),
+    ("old-engine-gdn", "qwen397b", {"engine": {"version": "0.17.0"}}, "KF#102", "older than 0.18.2"),
+    ("rc-engine-load-hang", "qwen397b-int4", {"engine": {"version": "0.17.0rc1", "min_version": "0.16.0"}}, "KF#3", "hang"),
+    ("marlin-tp4-no-fix", "qwen397b-int4", {"engine": {"fixes": []}}, "KF#2", "min_thread_n 64"),
+    ("prefix-cache-0172", "qwen397b-int4", {"nodes": 2, "parallelism": {"tensor": 2}, "model": {"size_gb": 120},
+                                             "engine": {"version": "0.17.2rc1", "min_version": "0.16.0", "fixes": ["vllm-pr-36329"]},
+                                             "serving": {"args": ["--enable-prefix-caching"],
+                                                         "env": {"VLLM_DISABLE_SHARED_EXPERTS_STREAM": "1"}}},
+     "KF#4", "never binds"),
+    ("deepgemm-on", "minimax-m27", {"serving": {"env": {"VLLM_USE_DEEP_GEMM": "1"}}}, "KF#22", "sm_121"),
+    ("gdr-forced", "qwen397b", {"serving": {"env": {"NCCL_NET_GDR_LEVEL": "SYS"}}}, "KF#12", "GPUDirect"),
+    ("dmabuf-on", "qwen397b", {"serving": {"env": {"NCCL_DMABUF_ENABLE": "1"}}}, "KF#12", "dma-buf"),
+    ("vl-cudnn", "qwen3-vl-235b", {"engine": {"disable_cudnn": False}}, "KF#28", "Conv3d"),
+    ("shared-experts-stream", "minimax-m27", {"serving": {"env": {"VLLM_DISABLE_SHARED_EXPERTS_STREAM": "0"}}},
+     "KF#31", "deadlock"),
+    ("ray-monitor-on", "qwen397b", {"serving": {"env": {"RAY_memory_monitor_refresh_ms": "250"}}}, "KF#21", "95%"),
+    ("gid-index-pinned", "qwen397b", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "KF#17", "nccl#1333"),
+    ("gid-index-empty", "qwen397b", {"serving": {"env": {"NCCL_IB_GID_INDEX": ""}}}, "KF#17", "read as 0"),
+    ("per-node-hca", "qwen397b", {"serving": {"env": {"NCCL_IB_HCA": "=rocep1s0f1:1"}}}, "KF#20", "per node"),
+    ("per-node-ifname", "minimax-m27", {"serving": {"env": {"GLOO_SOCKET_IFNAME": "enp1s0f1np1"}}}, "KF#20", "per-node"),
+    ("sglang-env", "qwen397b", {"serving": {"env": {"SGLANG_DISABLE_CUDA_GRAPH": "1"}}}, "KF#6", "no effect"),
+    ("mm-encoder-data", "qwen3-vl-235b", {"serving": {"args": ["--mm-encoder-tp-mode=data"]}}, "seed-003", "encoder"),
+    ("recipe-known-bad", "minimax-m27", {"serving": {"args": ['--compilation-config={"cudagraph_mode":"PIECEWISE"}']}},
+     "recipe", "regressed"),
+    ("bind-all", "qwen397b", {"serving": {"args": ["--host=0.0.0.0"]}}, "security", "loopback"),
+    ("ep-dense", "qwen397b-h200x8", {"model": {"moe": False, "hybrid_gdn": False}, "parallelism": {"expert_parallel": True}},
+     "plan", "no experts"),
+]
+
+
+@pytest.mark.parametrize("case, name, overrides, rule, words", BAD, ids=[b[0] for b in BAD])
+def test_bad_plan_is_refused(case, name, overrides, rule, words):
+    out = refusals(recipe(name, **overrides))
+    hit = [r for r in out if r["rule"] == rule]
+    assert hit, "%s: expected a %s refusal, got %s" % (case, rule, [str(r) for r in out])
+    text = str(hit[0])
+    assert words in text and "Fix: " in text and "source: " in text
+
+
+def test_seed_000_tp2_memory_figures():
+    r = recipe("qwen397b-int4", nodes=2, parallelism={"tensor": 2}, engine={"fixes": ["vllm-pr-36329"]})
+    mem = _planner.memory_budget(r, HARDWARE["gb10"])
+    assert mem["weights_gib"] == pytest.approx(226e9 / 2 / GIB, abs=0.01)
+    assert mem["budget_gib"] == pytest.approx(128 * 0.78, abs=0.01) and not mem["fits"]
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda r: r.pop("model"), "model.id is missing"),
+    (lambda r: r["parallelism"].update(tensor="four"), "parallelism.tensor must be tensor parallel size"),
+    (lambda r: r["serving"].update(gpu_memory_utilization=1.5), "a fraction between 0 and 1"),
+    (lambda r: r["engine"].update(executor="slurm"), "ray or mp"),
+    (lambda r: r["serving"]["args"].append("tensor-parallel-size=4"), "serving.args[7] must be a --flag"),
+    (lambda r: r.update(parallelismm={}), "unknown top-level field(s) parallelismm"),
+    (lambda r: r["model"].update(quantization="q4_k_m"), "model.quantization must be one of"),
+])
+def test_bad_recipe_names_the_field(mutate, words):
+    r = yaml.safe_load((RECIPES / "qwen397b.yml").read_text())
+    mutate(r)
+    with pytest.raises(_recipe.RecipeError) as err:
+        _recipe.validate(r, source="qwen397b.yml")
+    assert words in str(err.value)
+
+
+def nodes(addresses, mtu=9000):
+    return [{"name": "spark-%d" % i, "mtu": mtu if not isinstance(mtu, list) else mtu[i],
+             "rails": {"rail1": {"address": a}}} for i, a in enumerate(addresses)]
+
+
+RAILS = [{"name": "rail1", "subnet": "192.168.100.0/24"}]
+
+
+@pytest.mark.parametrize("inv, words", [
+    (nodes(["192.168.100.10", "192.168.100.10"]), "already used by spark-0"),
+    (nodes(["192.168.100.10", "192.168.101.11"]), "not a host address of the rail subnet"),
+    (nodes(["192.168.100.10", "192.168.100.255"]), "not a host address"),
+    (nodes(["192.168.100.10", "192.168.100.11"], mtu=[9000, 1500]), "MTU differs across nodes"),
+    (nodes(["192.168.100.10", "not-an-ip"]), "does not appear to be an IPv4 or IPv6 address"),
+])
+def test_bad_inventory(inv, words):
+    out = _planner.check_inventory(inv, RAILS, 9000)
+    assert any(words in str(r) for r in out), [str(r) for r in out]
+
+
+def test_good_inventory():
+    assert _planner.check_inventory(nodes(["192.168.100.10", "192.168.100.11"]), RAILS, 9000) == []
+    bad_subnet = _planner.check_inventory(nodes(["192.168.100.10"]), [{"name": "rail1", "subnet": "192.168.100.1/24"}], 9000)
+    assert "host bits set" in str(bad_subnet[0])
+
+
+def facts(**per_host):
+    base = {"driver_version": "580.142", "rails_up": {"rail1": True}, "rail_mtu": {"rail1": 9000},
+            "mem_available": 110 * GIB, "reboot_required": False, "model_bytes": 100}
+    return {h: dict(base, **f) for h, f in per_host.items()}
+
+
+@pytest.mark.parametrize("per_host, rule, words", [
+    ({"a": {"driver_version": "580.95.05"}, "b": {}, "c": {}, "d": {}}, "seed-000", "580.95.05 on a"),
+    ({"a": {"rails_up": {"rail1": False}}, "b": {}}, "KF#13", "rail is down"),
+    ({"a": {"rail_mtu": {"rail1": 1500}}, "b": {}}, "KF#18", "not 9000"),
+    ({"a": {"reboot_required": True, "reboot_reason": "33.8 GiB held by no process"}, "b": {}}, "KF#9", "33.8 GiB"),
+    ({"a": {"mem_available": 100 * GIB}, "b": {"mem_available": 93 * GIB}}, "KF#10", "7.0 GiB less than a"),
+    ({"a": {"hostname_loopback": "127.0.1.1"}, "b": {}}, "KF#19", "127.0.1.1"),
+    ({"a": {}, "b": {"model_bytes": 0}}, "model", "missing"),
+    ({"a": {}, "b": {"model_bytes": 99}}, "model", "differ across nodes"),
+])
+def test_dynamic_refusals(per_host, rule, words):
+    r = recipe("minimax-m27")
+    out = _planner.check_facts(facts(**per_host), r, HARDWARE["gb10"])
+    hit = [x for x in out if x["rule"] == rule]
+    assert hit and words in str(hit[0]), [str(x) for x in out]
+
+
+def test_healthy_facts_pass():
+    assert _planner.check_facts(facts(a={}, b={}), recipe("minimax-m27"), HARDWARE["gb10"]) == []
+
+
+def test_engine_command_ray_and_mp():
+    r = recipe("qwen397b")
+    argv = _planner.engine_command(r)
+    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3.5-397B-A17B-FP8"]
+    assert "--distributed-executor-backend" in argv and argv[argv.index("--tensor-parallel-size") + 1] == "4"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    mp = recipe("qwen397b", engine={"executor": "mp"})
+    follower = _planner.engine_command(mp, node_rank=2, head_address="192.168.100.10")
+    assert follower[-len(mp["serving"]["args"]) - 5:-len(mp["serving"]["args"])][-1] == "8000"
+    assert "--headless" in follower and follower[follower.index("--master-addr") + 1] == "192.168.100.10"
+    assert "--headless" not in _planner.engine_command(mp, node_rank=0, head_address="192.168.100.10")
