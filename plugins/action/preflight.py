@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin sparkops.cluster.preflight: runs on the controller only."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import yaml
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _planner, _recipe
+
+RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
+
+
+def _load(path):
+    try:
+        with open(path) as fh:
+            return yaml.safe_load(fh)
+    except OSError as exc:
+        raise AnsibleError("cannot read %s: %s" % (path, exc))
+
+
+def rail_plan(host, hv):
+    """Rails of one host with its addresses: explicit sparkops_rail_addresses or subnet + offset + index."""
+    rails = hv.get("sparkops_rails")
+    if not isinstance(rails, list) or not rails:
+        raise AnsibleError("%s: sparkops_rails must be a non-empty list of {name, netdev, rdma_device, subnet}" % host)
+    explicit = hv.get("sparkops_rail_addresses") or {}
+    out = []
+    for i, rail in enumerate(rails):
+        missing = [k for k in ("name", "netdev", "rdma_device", "subnet") if not isinstance(rail, dict) or not rail.get(k)]
+        if missing:
+            raise AnsibleError("%s: sparkops_rails[%d] lacks %s" % (host, i, ", ".join(missing)))
+        if rail["name"] in explicit:
+            address = str(explicit[rail["name"]])
+        else:
+            index, offset = hv.get("sparkops_node_index"), hv.get("sparkops_rail_host_offset", 10)
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                raise AnsibleError("%s: sparkops_node_index must be an integer >= 0 (got %r), or give "
+                                   "sparkops_rail_addresses.%s" % (host, index, rail["name"]))
+            try:
+                address = str(ipaddress.ip_network(rail["subnet"], strict=False)[int(offset) + index])
+            except (ValueError, IndexError) as exc:
+                raise AnsibleError("%s: rail %s: cannot compute an address from subnet %s, offset %s, index %s: %s"
+                                   % (host, rail["name"], rail["subnet"], offset, index, exc))
+        out.append(dict(rail, address=address))
+    return out
+
+
+def node_env(hw, recipe, rails, head_rail_address, executor):
+    """The environment of one node's engine container, derived from its rails."""
+    env = dict(hw.get("env") or {})
+    env.update({k: str(v) for k, v in recipe["serving"]["env"].items()})
+    netdevs = [r["netdev"] for r in rails]
+    env.update({
+        "VLLM_HOST_IP": rails[0]["address"],
+        "NCCL_SOCKET_IFNAME": "=" + ",".join(netdevs),
+        "GLOO_SOCKET_IFNAME": netdevs[0],
+        "TP_SOCKET_IFNAME": netdevs[0],
+        "UCX_NET_DEVICES": ",".join("%s:1" % r["rdma_device"] for r in rails),
+        "NCCL_IB_HCA": "=" + ",".join("%s:1" % r["rdma_device"] for r in rails),
+    })
+    if executor == "ray":
+        env["RAY_ADDRESS"] = "%s:6379" % head_rail_address
+    return env
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("recipe", "overrides", "hosts", "stage", "facts", "recipes_dir"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        hostvars = task_vars["hostvars"]
+        hosts = args.get("hosts") or task_vars.get("ansible_play_hosts_all") or []
+        stage = args.get("stage", "static")
+        recipes_dir = args.get("recipes_dir") or RECIPES
+        name = args.get("recipe")
+        if not name or not isinstance(name, str):
+            return dict(result, failed=True, msg="recipe: give the recipe name (a file of %s)" % os.path.normpath(recipes_dir))
+        path = os.path.join(recipes_dir, "%s.yml" % name)
+        if not os.path.exists(path):
+            known = sorted(f[:-4] for f in os.listdir(recipes_dir) if f.endswith(".yml") and f not in ("hardware.yml", "known_failures.yml"))
+            return dict(result, failed=True, msg="recipe %r not found in %s (known: %s)" % (name, os.path.normpath(recipes_dir), ", ".join(known)))
+        overrides = args.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            return dict(result, failed=True, msg="overrides (sparkops_recipe_overrides) must be a mapping, got %s" % type(overrides).__name__)
+        try:
+            recipe = _recipe.validate(_recipe.merge(_load(path), overrides), source=path)
+            hardware = _load(os.path.join(recipes_dir, "hardware.yml"))
+            if recipe["hardware"] not in hardware:
+                raise AnsibleError("recipe %s: hardware %r is not a profile of hardware.yml (%s)"
+                                   % (name, recipe["hardware"], ", ".join(sorted(hardware))))
+            hw = hardware[recipe["hardware"]]
+            if len(hosts) != recipe["nodes"]:
+                raise AnsibleError("recipe %s plans %d node(s), the inventory gives %d (%s): adjust the inventory group "
+                                   "or set sparkops_recipe_overrides.nodes" % (name, recipe["nodes"], len(hosts), ", ".join(hosts)))
+            nodes = [{"name": h, "rails": rail_plan(h, hostvars[h]), "mtu": hostvars[h].get("sparkops_rail_mtu", 9000)} for h in hosts]
+        except (AnsibleError, _recipe.RecipeError) as exc:
+            return dict(result, failed=True, msg=str(exc), refusals=[])
+
+        refusals = _planner.check_recipe(recipe, hw)
+        refusals += _planner.check_inventory(
+            [{"name": n["name"], "mtu": n["mtu"], "rails": {r["name"]: r for r in n["rails"]}} for n in nodes],
+            [{"name": r["name"], "subnet": r["subnet"]} for r in nodes[0]["rails"]], 9000)
+        if stage == "dynamic":
+            refusals += _planner.check_facts(args.get("facts") or {}, recipe, hw)
+        head = nodes[0]["rails"][0]["address"]
+        plan = {
+            "recipe": recipe["name"],
+            "model": recipe["model"]["id"],
+            "hardware": recipe["hardware"],
+            "executor": recipe["engine"]["executor"],
+            "image": recipe["engine"]["image"],
+            "memory_per_gpu": _planner.memory_budget(recipe, hw),
+            "expected_decode_tok_s": (recipe.get("expected") or {}).get("decode_tok_s"),
+            "head": hosts[0] if hosts else None,
+            "head_address": head,
+            "nodes": [{
+                "name": n["name"],
+                "rank": i,
+                "rails": [{k: r[k] for k in ("name", "netdev", "rdma_device", "address", "subnet")} for r in n["rails"]],
+                "env": node_env(hw, recipe, n["rails"], head, recipe["engine"]["executor"]),
+                "command": _planner.engine_command(recipe, node_rank=i, head_address=head)
+                if (i == 0 or recipe["engine"]["executor"] == "mp") else None,
+            } for i, n in enumerate(nodes)],
+            "per_node_env_keys": list(_planner.PER_NODE_ENV),
+        }
+        result.update(changed=False, plan=plan, recipe=recipe, refusals=[dict(r) for r in refusals],
+                      warnings=_planner.recipe_warnings(recipe, hw))
+        if refusals:
+            result.update(failed=True, msg="preflight (%s) refused the plan for %s:\n- %s" % (
+                stage, recipe["name"], "\n- ".join(str(r) for r in refusals)))
+        return result
