@@ -6,5 +6,5 @@ cd "$REPO"
 stage bootstrap bootstrap
 stage images build_images
 stage "simulated cluster" cluster_up
-stage "cluster check" ansible-playbook -i inventory/simulated playbooks/sim-cluster-check.yml
+stage "deploy qwen397b (tiny model)" ansible-playbook -i inventory/simulated playbooks/deploy-qwen397b.yml
 summary

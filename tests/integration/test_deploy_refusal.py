@@ -1,0 +1,52 @@
+"""The deploy playbook refuses known-bad plans in seconds, with zero changed tasks.
+
+Runs the real playbook with ansible-runner against the simulated inventory. The
+static preflight needs no node, so the simulated nodes need not be up: a refusal
+that touched a node would fail as unreachable instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import ansible_runner
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+BAD = [
+    ("expert parallel on a hybrid model", {"serving": {"args": ["--enable-expert-parallel"]}}, "[KF#1]"),
+    ("gpu_memory_utilization 0.95", {"serving": {"gpu_memory_utilization": 0.95}}, "[KF#25]"),
+    ("TP=2 for 397 GB on 2 nodes", {"nodes": 2, "parallelism": {"tensor": 2}}, "plans 2 node(s), the inventory gives 4"),
+    ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[plan] parallelism"),
+    ("pinned GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "[KF#17]"),
+    ("engine too old", {"engine": {"version": "0.17.0"}}, "[KF#102]"),
+    ("bad recipe field", {"parallelism": {"tensor": "four"}}, "parallelism.tensor must be"),
+]
+
+
+@pytest.mark.parametrize("label, overrides, needle", BAD, ids=[b[0] for b in BAD])
+def test_bad_plan_refused_in_seconds(tmp_path, monkeypatch, label, overrides, needle):
+    # ansible-playbook of the same virtualenv as this interpreter
+    monkeypatch.setenv("PATH", "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]))
+    start = time.monotonic()
+    r = ansible_runner.run(
+        private_data_dir=str(tmp_path),
+        project_dir=str(REPO),
+        playbook=str(REPO / "playbooks" / "deploy-qwen397b.yml"),
+        inventory=str(REPO / "inventory" / "simulated"),
+        extravars={"sparkops_recipe_overrides": overrides},
+        envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+        quiet=True,
+    )
+    elapsed = time.monotonic() - start
+    assert r.status == "failed", label
+    stats = r.stats
+    assert sum(stats["changed"].values()) == 0 and not stats["dark"], stats
+    failed = [e for e in r.events if e["event"] == "runner_on_failed"]
+    assert len(failed) == 1 and failed[0]["event_data"]["task"] == "Refuse a known-bad plan before touching any node"
+    assert needle in failed[0]["event_data"]["res"]["msg"]
+    assert elapsed < 30, "refusal took %.1f s" % elapsed
