@@ -15,8 +15,8 @@ description:
     reason, the fix and the upstream source.
   - O(stage=static) uses only the recipe and the inventory (rail addresses, subnets,
     MTU), so it works while the nodes are down. O(stage=dynamic) also checks gathered
-    node facts (O(facts)): driver versions, rails up, memory balance, leaked memory,
-    loopback hostnames, model presence.
+    node facts (O(facts)), that is driver versions, rails up, memory balance, leaked
+    memory, loopback hostnames and model presence.
   - Returns the plan, per node rail addresses, environment and the exact engine command.
   - Runs on the controller only (action plugin); never changes anything.
 version_added: 0.1.0
@@ -42,7 +42,9 @@ options:
     choices: [static, dynamic]
     default: static
   facts:
-    description: Per host facts for O(stage=dynamic) (driver_version, rails_up, rail_mtu, mem_available, reboot_required, reboot_reason, hostname_loopback, model_bytes).
+    description:
+      - Per host facts for O(stage=dynamic), each a mapping with driver_version, rails_up,
+        rail_mtu, mem_available, reboot_required, reboot_reason, hostname_loopback, model_bytes.
     type: dict
     default: {}
   recipes_dir:
