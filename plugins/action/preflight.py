@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 import yaml
@@ -13,6 +12,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _planner, _recipe
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
 
 RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 
@@ -23,33 +23,6 @@ def _load(path):
             return yaml.safe_load(fh)
     except OSError as exc:
         raise AnsibleError("cannot read %s: %s" % (path, exc))
-
-
-def rail_plan(host, hv):
-    """Rails of one host with its addresses: explicit sparkops_rail_addresses or subnet + offset + index."""
-    rails = hv.get("sparkops_rails")
-    if not isinstance(rails, list) or not rails:
-        raise AnsibleError("%s: sparkops_rails must be a non-empty list of {name, netdev, rdma_device, subnet}" % host)
-    explicit = hv.get("sparkops_rail_addresses") or {}
-    out = []
-    for i, rail in enumerate(rails):
-        missing = [k for k in ("name", "netdev", "rdma_device", "subnet") if not isinstance(rail, dict) or not rail.get(k)]
-        if missing:
-            raise AnsibleError("%s: sparkops_rails[%d] lacks %s" % (host, i, ", ".join(missing)))
-        if rail["name"] in explicit:
-            address = str(explicit[rail["name"]])
-        else:
-            index, offset = hv.get("sparkops_node_index"), hv.get("sparkops_rail_host_offset", 10)
-            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-                raise AnsibleError("%s: sparkops_node_index must be an integer >= 0 (got %r), or give "
-                                   "sparkops_rail_addresses.%s" % (host, index, rail["name"]))
-            try:
-                address = str(ipaddress.ip_network(rail["subnet"], strict=False)[int(offset) + index])
-            except (ValueError, IndexError) as exc:
-                raise AnsibleError("%s: rail %s: cannot compute an address from subnet %s, offset %s, index %s: %s"
-                                   % (host, rail["name"], rail["subnet"], offset, index, exc))
-        out.append(dict(rail, address=address))
-    return out
 
 
 def node_env(hw, recipe, rails, head_rail_address, executor):
@@ -102,7 +75,7 @@ class ActionModule(ActionBase):
                 raise AnsibleError("recipe %s plans %d node(s), the inventory gives %d (%s): adjust the inventory group "
                                    "or set sparkops_recipe_overrides.nodes" % (name, recipe["nodes"], len(hosts), ", ".join(hosts)))
             nodes = [{"name": h, "rails": rail_plan(h, hostvars[h]), "mtu": hostvars[h].get("sparkops_rail_mtu", 9000)} for h in hosts]
-        except (AnsibleError, _recipe.RecipeError) as exc:
+        except (AnsibleError, FabricError, _recipe.RecipeError) as exc:
             return dict(result, failed=True, msg=str(exc), refusals=[])
 
         refusals = _planner.check_recipe(recipe, hw)

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: bandwidth_rails
+short_description: The rails argument of roce_bandwidth for one node
+description:
+  - From a node's inventory variables (C(sparkops_rails), C(sparkops_node_index) or
+    C(sparkops_rail_addresses)), gives the C(rails) list of
+    M(sparkops.cluster.roce_bandwidth); with O(peer), the client side against that peer.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+positional: host
+options:
+  _input:
+    description: C(hostvars).
+    type: dict
+    required: true
+  host:
+    description: The node.
+    type: str
+    required: true
+  peer:
+    description: The server node, for the client side.
+    type: str
+  base_port:
+    description: TCP port of the first rail; each next rail takes the next port.
+    type: int
+    default: 18515
+"""
+
+EXAMPLES = r"""
+- name: Client side against the next node
+  sparkops.cluster.roce_bandwidth:
+    role: client
+    rails: "{{ hostvars | sparkops.cluster.bandwidth_rails(inventory_hostname, peer='spark-beta') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: List of {name, device, port} (and server_address on the client side).
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, bandwidth_rails
+
+
+def _bandwidth_rails(hostvars, host, peer=None, base_port=18515):
+    try:
+        return bandwidth_rails(host, hostvars[host], peer, hostvars[peer] if peer else None, base_port)
+    except FabricError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+class FilterModule:
+    def filters(self):
+        return {"bandwidth_rails": _bandwidth_rails}
