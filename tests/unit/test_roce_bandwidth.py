@@ -77,10 +77,13 @@ def test_server_side_against_double_client(run_module, loopback_rdma):
     client = subprocess.Popen(
         ["sh", "-c", "sleep 1; exec %s %s -d rocelo0 -p %d -D 1 -s 65536 --report_gbits 127.0.0.1"
          % (sys.executable, DOUBLES / "ib_write_bw", port)], stdout=subprocess.PIPE, text=True)
+    # a measurement changes nothing: check mode runs it in full and reports no change
     failed, r = run_module(roce_bandwidth, {"role": "server", "duration": 1, "size": 65536, "timeout": 30,
-                                            "rails": [{"name": "rail1", "device": "rocelo0", "port": port}]})
+                                            "rails": [{"name": "rail1", "device": "rocelo0", "port": port}]},
+                           check_mode=True)
     client.communicate(timeout=30)
     assert not failed, r
+    assert r["changed"] is False
     assert r["rails"][0]["average_gbps"] > 0 and r["rails"][0]["command"][-1] == "-F"
 
 
