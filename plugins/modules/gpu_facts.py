@@ -18,6 +18,7 @@ description:
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sparkops.cluster.attributes.READ_ONLY
 options:
   required:
@@ -75,18 +76,11 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _nvsmi
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import run_tool
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 FIELDS = ["index", "name", "uuid", "driver_version", "compute_cap", "memory.total", "memory.used",
           "memory.free", "pci.bus_id"]
-
-
-def run(module, argv):
-    rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
-    if rc != 0:
-        module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()),
-                         rc=rc, stdout=out, stderr=err)
-    return out
 
 
 def main():
@@ -99,8 +93,8 @@ def main():
         module.exit_json(changed=False, ansible_facts={"sparkops_gpu": {
             "count": 0, "driver_version": None, "cuda_version": None, "gpus": [], "processes": []}})
 
-    csv = run(module, [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"])
-    table = run(module, [smi])
+    csv = run_tool(module, [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"])
+    table = run_tool(module, [smi])
     try:
         rows = _nvsmi.parse_query_csv(csv, fields=FIELDS)
         info = _nvsmi.parse_table(table)

@@ -22,6 +22,7 @@ description:
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sparkops.cluster.attributes.READ_ONLY
 options:
   verbose:
@@ -129,6 +130,7 @@ warnings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _rdma
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import run_tool
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 
@@ -148,10 +150,7 @@ def main():
     tool = None if p["source"] == "sysfs" else module.get_bin_path("ibdev2netdev", required=p["source"] == "tool")
     if tool:
         argv = [tool] + (["-v"] if p["verbose"] else [])
-        rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
-        if rc != 0:
-            module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()),
-                             rc=rc, stdout=out, stderr=err)
+        out = run_tool(module, argv)
         try:
             ports = _rdma.parse_ibdev2netdev(out)
         except ToolOutputError as exc:
