@@ -18,7 +18,6 @@ description:
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sparkops.cluster.attributes.READ_ONLY
 options:
   required:
