@@ -250,10 +250,11 @@ def main():
         try:
             measured = _perftest.parse_bw(out)
         except ToolOutputError as exc:
-            errors.append("rail %s (%s, %s side%s): %s" % (
+            last = [line.strip() for line in out.splitlines() if line.strip()][-1:]
+            errors.append("rail %s (%s, %s side%s): %s%s" % (
                 r["name"], r["device"], p["role"],
                 " to %s:%d" % (r["server_address"], r["port"]) if r["server_address"] else " on port %d" % r["port"],
-                exc))
+                exc, " (ib_write_bw exited %d; last line: %s)" % (rc, last[0] if last else "none") if rc else ""))
             continue
         measured.update(name=r["name"], device=r["device"], command=argv, rc=rc)
         rails.append(measured)

@@ -127,3 +127,33 @@ def test_server_timeout_leaves_no_process(run_module, loopback_rdma):
 def test_bad_arguments(run_module, loopback_rdma, args, needle):
     failed, r = run_module(roce_bandwidth, args)
     assert failed and needle in r["msg"]
+
+
+def test_double_server_reads_parameters_glued_to_payload(loopback_rdma):
+    """Regression (seen 1 run in 8 in the simulated cluster): when the client's parameter
+    line and its first payload bytes arrive in one segment, the double's server must take
+    the line and count the rest as payload, not crash decoding it."""
+    import json
+    import socket
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(DOUBLES / "ib_write_bw"), "-d", "rocelo0", "-p", str(port),
+                               "--report_gbits"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=2)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "double server never listened"
+                time.sleep(0.1)
+        size = 4096
+        conn.sendall((json.dumps({"size": size, "qps": 1}) + "\n").encode() + b"\xa5" * (size * 3))
+        conn.shutdown(socket.SHUT_WR)
+        out, _ = server.communicate(timeout=10)
+        conn.close()
+    finally:
+        server.kill()
+    assert server.returncode == 0, out
+    row = [line.split() for line in out.splitlines() if line.strip().startswith(str(size))]
+    assert row and row[0][1] == "3", out  # three whole messages counted as iterations
