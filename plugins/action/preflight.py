@@ -45,7 +45,8 @@ def node_env(hw, recipe, rails, head_rail_address, executor):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("recipe", "overrides", "hosts", "stage", "facts", "recipes_dir"))
+    _VALID_ARGS = frozenset(("recipe", "overrides", "hosts", "stage", "facts", "recipes_dir", "api_host", "api_port",
+                             "head_only"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -85,9 +86,16 @@ class ActionModule(ActionBase):
         if stage == "dynamic":
             refusals += _planner.check_facts(args.get("facts") or {}, recipe, hw)
         head = nodes[0]["rails"][0]["address"]
+        api_host, api_port = str(args.get("api_host") or "127.0.0.1"), int(args.get("api_port") or 8000)
+        head_only = bool(args.get("head_only"))
+
+        def command(rank, head_only):
+            return _planner.engine_command(recipe, host=api_host, port=api_port, node_rank=rank,
+                                           head_address=head, head_only=head_only)
         plan = {
             "recipe": recipe["name"],
             "model": recipe["model"]["id"],
+            "served_model_name": recipe["serving"]["served_model_name"],
             "hardware": recipe["hardware"],
             "executor": recipe["engine"]["executor"],
             "image": recipe["engine"]["image"],
@@ -95,14 +103,18 @@ class ActionModule(ActionBase):
             "expected_decode_tok_s": (recipe.get("expected") or {}).get("decode_tok_s"),
             "head": hosts[0] if hosts else None,
             "head_address": head,
+            "gpus_per_node": hw["gpus_per_node"],
+            "api": {"host": api_host, "port": api_port},
+            "head_only": head_only,
             "nodes": [{
                 "name": n["name"],
                 "rank": i,
                 "rails": [{k: r[k] for k in ("name", "netdev", "rdma_device", "address", "subnet")} for r in n["rails"]],
                 "env": node_env(hw, recipe, n["rails"], head, recipe["engine"]["executor"]),
-                "command": _planner.engine_command(recipe, node_rank=i, head_address=head)
-                if (i == 0 or recipe["engine"]["executor"] == "mp") else None,
+                "command": command(i, head_only),
             } for i, n in enumerate(nodes)],
+            # what production runs when the simulated cluster serves head-only
+            "production_command": command(0, False) if head_only else None,
             "per_node_env_keys": list(_planner.PER_NODE_ENV),
         }
         result.update(changed=False, plan=plan, recipe=recipe, refusals=[dict(r) for r in refusals],

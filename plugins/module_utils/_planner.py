@@ -285,17 +285,30 @@ def check_facts(facts, recipe, hw):
     return out
 
 
-def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_address=None, model_path=None):
-    """The exact `vllm serve` argv for one node (followers of the mp executor get --headless)."""
+def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_address=None, model_path=None,
+                   head_only=False):
+    """The exact `vllm serve` argv for one node (followers of the mp executor get --headless).
+
+    head_only: one engine on the head with TP=PP=1 and vLLM's default executor; the
+    simulated cluster needs it (the CPU build refuses the Ray executor). Followers then
+    run nothing (None).
+    """
     par, eng, srv = recipe["parallelism"], recipe["engine"], recipe["serving"]
+    if head_only and node_rank > 0:
+        return None
+    tp, pp = (1, 1) if head_only else (par["tensor"], par["pipeline"])
     argv = ["vllm", "serve", model_path or recipe["model"]["id"], "--served-model-name", srv["served_model_name"],
-            "--tensor-parallel-size", str(par["tensor"]), "--pipeline-parallel-size", str(par["pipeline"]),
+            "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
             "--gpu-memory-utilization", "%g" % srv["gpu_memory_utilization"], "--max-model-len", str(srv["max_model_len"])]
-    if eng["executor"] == "ray":
+    if head_only:
+        pass
+    elif eng["executor"] == "ray":
+        if node_rank > 0:
+            return None
         argv += ["--distributed-executor-backend", "ray"]
     elif recipe["nodes"] > 1:
         argv += ["--nnodes", str(recipe["nodes"]), "--node-rank", str(node_rank), "--master-addr", head_address]
         if node_rank > 0:
             argv.append("--headless")
-    argv += ["--host", host, "--port", str(port)]
+    argv += ["--host", str(host), "--port", str(port)]
     return argv + list(srv["args"])

@@ -50,6 +50,21 @@ options:
   recipes_dir:
     description: Directory of the recipes; defaults to the collection's C(recipes/).
     type: path
+  api_host:
+    description: Address the API server binds to, in the engine command. Keep the default unless the API must be reachable from other machines.
+    type: str
+    default: 127.0.0.1
+  api_port:
+    description: Port of the API server, in the engine command.
+    type: int
+    default: 8000
+  head_only:
+    description:
+      - Plan one engine on the head with TP=PP=1 and vLLM's default executor, the
+        followers running none. For the simulated cluster, whose CPU build of vLLM refuses
+        the Ray executor; the plan then also holds C(production_command).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""

@@ -188,3 +188,13 @@ def test_engine_command_ray_and_mp():
     assert follower[-len(mp["serving"]["args"]) - 5:-len(mp["serving"]["args"])][-1] == "8000"
     assert "--headless" in follower and follower[follower.index("--master-addr") + 1] == "192.168.100.10"
     assert "--headless" not in _planner.engine_command(mp, node_rank=0, head_address="192.168.100.10")
+
+
+def test_engine_command_ray_followers_and_head_only():
+    r = recipe("qwen397b")
+    assert _planner.engine_command(r, node_rank=1) is None  # Ray workers run no `vllm serve`
+    head = _planner.engine_command(r, head_only=True, host="0.0.0.0", port=9000)
+    assert "--distributed-executor-backend" not in head and "--nnodes" not in head
+    assert head[head.index("--tensor-parallel-size") + 1] == "1"
+    assert head[head.index("--host") + 1:head.index("--port") + 2] == ["0.0.0.0", "--port", "9000"]
+    assert _planner.engine_command(r, node_rank=3, head_only=True) is None

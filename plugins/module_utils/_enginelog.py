@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading a `vllm serve` log while the model loads. Pure Python.
+
+Progress lines are vLLM's own log strings (vllm 0.32.0 source: model loader,
+kv_cache_utils, gpu_model_runner, api entry); known fatal lines come from
+recipes/known_failures.yml (`patterns` of each row), so one table serves the preflight
+and the watch.
+"""
+
+from __future__ import annotations
+
+import re
+
+# (stage, regex), in load order; the last stage seen is where the load is.
+STAGES = (
+    ("engine", re.compile(r"Initializing a V1 LLM engine \(v(?P<version>[^)]+)\)")),
+    ("distributed", re.compile(r"world_size=(?P<world>\d+) rank=(?P<rank>\d+)")),
+    ("model", re.compile(r"Starting to load model (?P<model>\S+)")),
+    ("weights", re.compile(r"Loading safetensors checkpoint shards:\s+(?P<pct>\d+)% Completed \| (?P<done>\d+)/(?P<total>\d+)")),
+    ("weights loaded", re.compile(r"Loading weights took (?P<seconds>[\d.]+) seconds")),
+    ("model loaded", re.compile(r"Model loading took (?P<gib>[\d.]+) GiB memory")),
+    ("kv cache", re.compile(r"(?:Available KV cache memory: (?P<gib>[\d.]+) GiB|\w+ KV cache size: (?P<tokens>[\d,]+) tokens)")),
+    ("graph capture", re.compile(r"Capturing CUDA graphs.*?(?P<pct>\d+)%")),
+    ("graphs captured", re.compile(r"Graph capturing finished in (?P<seconds>\d+) secs")),
+    ("engine ready", re.compile(r"init engine \(profile, create kv cache, warmup model\) took (?P<seconds>[\d.]+) s")),
+    ("api server", re.compile(r"Starting vLLM server on (?P<url>\S+)")),
+)
+
+
+class FailurePatternError(ValueError):
+    """A known_failures row has a pattern that is not a valid regular expression."""
+
+
+def compile_failures(rows):
+    """[(row, compiled pattern)] for the rows of known_failures.yml that have patterns."""
+    out = []
+    for row in rows or []:
+        for pattern in row.get("patterns") or []:
+            try:
+                out.append((row, re.compile(pattern)))
+            except re.error as exc:
+                raise FailurePatternError("known_failures row %s: pattern %r is not a regular expression: %s"
+                                          % (row.get("id"), pattern, exc))
+    return out
+
+
+def lines_of(text):
+    """Log lines; progress bars redraw with carriage returns, each redraw is a line."""
+    return [line for line in re.split(r"[\r\n]+", text) if line.strip()]
+
+
+def scan(text, failures=()):
+    """What the log says: the stages passed (the last line of each), the current stage,
+    and the first known fatal line with its row (id, title, fix, source)."""
+    progress, failure = [], None
+    for line in lines_of(text):
+        for stage, rx in STAGES:
+            m = rx.search(line)
+            if m:
+                entry = {"stage": stage, "line": line.strip()[-200:],
+                         "detail": {k: v for k, v in m.groupdict().items() if v is not None}}
+                if progress and progress[-1]["stage"] == stage:
+                    progress[-1] = entry
+                else:
+                    progress.append(entry)
+                break
+        if failure is None:
+            for row, rx in failures:
+                if rx.search(line):
+                    failure = {"id": row.get("id"), "title": row.get("title"), "fix": row.get("fix"),
+                               "source": row.get("source"), "line": line.strip()[-300:]}
+                    break
+    return {"progress": progress, "stage": progress[-1]["stage"] if progress else "starting", "failure": failure}
+
+
+def describe(entry):
+    """One line for a progress entry, e.g. 'weights 57% (57/100)'."""
+    if entry is None:
+        return "starting (no progress line yet)"
+    d = entry["detail"]
+    if entry["stage"] == "weights":
+        return "weights %s%% (%s/%s shards)" % (d["pct"], d["done"], d["total"])
+    if entry["stage"] == "graph capture":
+        return "graph capture %s%%" % d["pct"]
+    if d:
+        return "%s (%s)" % (entry["stage"], ", ".join("%s %s" % kv for kv in sorted(d.items())))
+    return entry["stage"]

@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: engine_watch
+short_description: Watch a vLLM engine load, report progress, fail fast on a stall or a known fatal line
+description:
+  - Watches a C(vllm serve) started in an engine container until the API answers
+    O(health_url), at most O(timeout) seconds, and returns where the load is (weight
+    shards, model loaded, KV cache, graph capture, API server) from vLLM's own log lines.
+    Every O(wait) seconds a progress line is printed on the controller (the action
+    plugin calls the module once per O(wait)).
+  - Fails at once, with the explanation and the fix, when the log shows a line of
+    O(known_failures) (the C(patterns) of C(recipes/known_failures.yml)), when the engine
+    process has exited, or when the log has not moved for O(stall_timeout) seconds
+    (seed 000, a load stopped at layer 57 for 30 minutes; seed 004, a graph capture
+    spinning for 34 minutes). The failure names the process state (a stopped process
+    shows C(T)) and quotes the last log lines.
+  - Reads the container through C(docker exec); changes nothing.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+extends_documentation_fragment:
+  - sparkops.cluster.attributes.READ_ONLY
+options:
+  container:
+    description: Name of the engine container.
+    type: str
+    required: true
+  log_path:
+    description: Path of the C(vllm serve) log inside the container.
+    type: str
+    required: true
+  pid_path:
+    description: File inside the container holding the PID of C(vllm serve).
+    type: str
+    required: true
+  health_url:
+    description: URL that answers 200 once the API server is up, seen from the node.
+    type: str
+    required: true
+  timeout:
+    description: Seconds to wait for the API in all; then it fails with the progress so far.
+    type: int
+    default: 3600
+  wait:
+    description: Seconds between two progress lines (one module call each).
+    type: int
+    default: 30
+  stall_timeout:
+    description: Fail when the log has not grown for this many seconds.
+    type: int
+    default: 600
+  poll:
+    description: Seconds between two looks.
+    type: float
+    default: 3
+  known_failures:
+    description: Rows of C(recipes/known_failures.yml) (id, title, patterns, fix, source).
+    type: list
+    elements: dict
+    default: []
+  tail_lines:
+    description: Log lines quoted in a failure.
+    type: int
+    default: 40
+"""
+
+EXAMPLES = r"""
+- name: Wait for the model to load, with progress, failing fast on a stall
+  sparkops.cluster.engine_watch:
+    container: sparkops-engine
+    log_path: /var/log/sparkops/vllm.log
+    pid_path: /var/log/sparkops/vllm.pid
+    health_url: http://127.0.0.1:8000/health
+    stall_timeout: 600
+    known_failures: "{{ lookup('ansible.builtin.file', 'recipes/known_failures.yml') | from_yaml }}"
+    timeout: 3600
+"""
+
+RETURN = r"""
+ready:
+  description: The API answered O(health_url) with 200.
+  returned: success
+  type: bool
+stage:
+  description: The last load stage seen in the log.
+  returned: always
+  type: str
+  sample: weights
+summary:
+  description: One line on where the load is.
+  returned: always
+  type: str
+  sample: weights 57% (57/100 shards)
+progress:
+  description: Every stage passed, with the last log line of each.
+  returned: always
+  type: list
+  elements: dict
+state:
+  description: State of the engine process (C(R), C(S), C(D) running or waiting, C(T) stopped, C(exited)).
+  returned: always
+  type: str
+log_age:
+  description: Seconds since the log last grew.
+  returned: always
+  type: int
+failure:
+  description: The known failure row matched by a log line (id, title, fix, source, line).
+  returned: when a known fatal line was seen
+  type: dict
+tail:
+  description: The last O(tail_lines) log lines.
+  returned: on failure
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog
+
+# One `docker exec` per look: process state, container clock, log mtime, then the log.
+PROBE = ('pid=$(cat "$1" 2>/dev/null); s=exited; '
+         'if [ -n "$pid" ] && [ -r /proc/$pid/stat ]; then s=$(sed "s/.*) //" /proc/$pid/stat | cut -d" " -f1); fi; '
+         'echo "$s $(date +%s) $(stat -c %Y "$2" 2>/dev/null || echo 0)"; tail -c 2000000 "$2" 2>/dev/null || true')
+
+
+def look(module, docker, p):
+    rc, out, err = module.run_command([docker, "exec", p["container"], "sh", "-c", PROBE, "probe",
+                                       p["pid_path"], p["log_path"]])
+    if rc != 0:
+        module.fail_json(msg="cannot read the engine container %s (docker exec rc=%d): %s"
+                             % (p["container"], rc, (err or out).strip()), state="unknown", stage="unknown",
+                         summary="unknown", progress=[], log_age=0)
+    head, _, log = out.partition("\n")
+    try:
+        state, now, mtime = head.split()
+        now, mtime = int(now), int(mtime)
+    except ValueError:
+        module.fail_json(msg="unexpected probe output from %s: %r" % (p["container"], head))
+    if state in ("Z", "X"):
+        state = "exited"
+    return state, max(0, now - mtime) if mtime else 0, log
+
+
+def healthy(url):
+    try:
+        return open_url(url, timeout=3, validate_certs=False).getcode() == 200
+    except Exception:  # refused, reset, 503 while loading: not up yet
+        return False
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            log_path=dict(type="str", required=True),
+            pid_path=dict(type="str", required=True),
+            health_url=dict(type="str", required=True),
+            timeout=dict(type="int", default=3600),
+            wait=dict(type="int", default=30),
+            stall_timeout=dict(type="int", default=600),
+            poll=dict(type="float", default=3),
+            known_failures=dict(type="list", elements="dict", default=[]),
+            tail_lines=dict(type="int", default=40),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["wait"] < 1 or p["stall_timeout"] < 1 or p["poll"] <= 0:
+        module.fail_json(msg="wait, stall_timeout and poll must be positive")
+    try:
+        failures = _enginelog.compile_failures(p["known_failures"])
+    except _enginelog.FailurePatternError as exc:
+        module.fail_json(msg=str(exc))
+    docker = module.get_bin_path("docker", required=True)
+
+    deadline = time.monotonic() + p["wait"]
+    while True:
+        state, age, log = look(module, docker, p)
+        seen = _enginelog.scan(log, failures)
+        summary = _enginelog.describe(seen["progress"][-1] if seen["progress"] else None)
+        result = dict(changed=False, stage=seen["stage"], summary=summary, progress=seen["progress"],
+                      state=state, log_age=age)
+        tail = _enginelog.lines_of(log)[-p["tail_lines"]:]
+        f = seen["failure"]
+        if f:
+            module.fail_json(msg="known failure #%s during the load (%s): %s. Fix: %s (source: %s). Log line: %s"
+                                 % (f["id"], summary, f["title"], f["fix"], f["source"], f["line"]),
+                             failure=f, tail=tail, **result)
+        if state == "exited":
+            module.fail_json(msg="the engine process in %s exited during the load (last progress: %s); see tail"
+                                 % (p["container"], summary), tail=tail, **result)
+        if healthy(p["health_url"]):
+            module.exit_json(ready=True, **result)
+        if age >= p["stall_timeout"]:
+            module.fail_json(msg="the load stalled: no log progress for %ds (stall_timeout %ds), engine process "
+                                 "state %s%s; last progress: %s" % (
+                                     age, p["stall_timeout"], state, " (stopped)" if state == "T" else "", summary),
+                             tail=tail, **result)
+        if time.monotonic() >= deadline:
+            module.exit_json(ready=False, **result)
+        time.sleep(p["poll"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The load watch's log reading, on a real `vllm serve` log (tests/fixtures) and on
+fatal lines quoted verbatim in the field reports."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog
+from conftest import REPO, fixture
+
+ROWS = yaml.safe_load((REPO / "recipes" / "known_failures.yml").read_text())
+FAILURES = _enginelog.compile_failures(ROWS)
+HEALTHY = fixture("vllm_cpu_0.32.0_serve_tiny_qwen_healthy.log")
+
+
+def test_healthy_cpu_log_passes_every_stage_in_order():
+    seen = _enginelog.scan(HEALTHY, FAILURES)
+    assert seen["failure"] is None
+    assert [p["stage"] for p in seen["progress"]] == [
+        "engine", "distributed", "model", "weights", "weights loaded", "kv cache", "engine ready", "api server"]
+    weights = seen["progress"][3]
+    assert weights["detail"] == {"pct": "100", "done": "1", "total": "1"}  # the last redraw of the bar
+    assert seen["stage"] == "api server"
+    assert seen["progress"][-1]["detail"]["url"] == "http://127.0.0.1:8000"
+    assert _enginelog.describe(weights) == "weights 100% (1/1 shards)"
+
+
+def test_log_cut_mid_load_reports_where_it_stopped():
+    cut = HEALTHY[:HEALTHY.index("Loading safetensors checkpoint shards:   0%") + 80]
+    seen = _enginelog.scan(cut, FAILURES)
+    assert seen["stage"] == "weights"
+    assert _enginelog.describe(seen["progress"][-1]) == "weights 0% (0/1 shards)"
+    assert _enginelog.describe(None).startswith("starting")
+
+
+@pytest.mark.parametrize("line, row", [
+    # seed 004 (SGLang on 2 Sparks after a leaked container), verbatim
+    ("RuntimeError: The memory capacity is unbalanced. Some GPUs may be occupied by other processes. "
+     "pre_model_load_memory=33.77, local_gpu_memory=101.33, local_gpu_memory * 0.9=91.20", 10),
+    # KNOWN_FAILURES.md row 2 (Marlin on Qwen3.5 GDN at TP=4), verbatim
+    ("Weight output_size_per_partition = 32 is not divisible by min_thread_n = 64", 2),
+    # seed 001, EngineCore processes (KNOWN_FAILURES row 30)
+    ("No available shared memory broadcast block found in 60 seconds", 30),
+])
+def test_known_fatal_lines_map_to_their_row(line, row):
+    log = HEALTHY[:HEALTHY.index("Loading safetensors")] + "(Worker pid=63) ERROR " + line + "\n"
+    failure = _enginelog.scan(log, FAILURES)["failure"]
+    assert failure is not None and failure["id"] == row, failure
+    assert failure["fix"] and failure["source"] and line[:40] in failure["line"]
+
+
+def test_bad_pattern_names_the_row():
+    with pytest.raises(_enginelog.FailurePatternError, match="row 99: pattern '\\(unclosed'"):
+        _enginelog.compile_failures([{"id": 99, "patterns": ["(unclosed"]}])
