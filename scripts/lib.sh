@@ -70,6 +70,12 @@ bootstrap() {
   apt_install python3-venv git debootstrap iproute2 ca-certificates
   ensure_venv
   ensure_docker
+  # An installed copy of this collection (an older molecule prerun, ansible-galaxy)
+  # would shadow the checkout for ansible-lint, which searches ~/.ansible first.
+  if [ -e "$HOME/.ansible/collections/ansible_collections/sparkops/cluster" ]; then
+    echo "removing the installed copy $HOME/.ansible/collections/ansible_collections/sparkops/cluster (it shadows this checkout)"
+    rm -rf "$HOME/.ansible/collections/ansible_collections/sparkops/cluster"
+  fi
 }
 
 build_images() {

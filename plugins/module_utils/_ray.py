@@ -39,6 +39,6 @@ def cluster_state(nodes_json, expected, gpus_per_node):
         "dead": sorted(expected.get(a, a) for a in set(dead) - set(alive)),
         "unexpected": sorted(a for a in alive if a not in expected),
         "whole": not missing and gpus >= want,
-        "summary": "%d/%d nodes, %g/%d GPU%s" % (len(alive), len(expected), gpus, want,
-                                                  "; missing: " + ", ".join(missing) if missing else ""),
+        "summary": "%d/%d nodes, %g/%d GPU%s" % (
+            len(alive), len(expected), gpus, want, "; missing: " + ", ".join(missing) if missing else ""),
     }

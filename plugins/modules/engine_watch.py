@@ -140,7 +140,7 @@ def look(module, docker, p):
         module.fail_json(msg="cannot read the engine container %s (docker exec rc=%d): %s"
                              % (p["container"], rc, (err or out).strip()), state="unknown", stage="unknown",
                          summary="unknown", progress=[], log_age=0)
-    head, _, log = out.partition("\n")
+    head, log = (out.split("\n", 1) + [""])[:2]
     try:
         state, now, mtime = head.split()
         now, mtime = int(now), int(mtime)

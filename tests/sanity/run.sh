@@ -7,8 +7,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$repo/.cache/sanity/ansible_collections/sparkops/cluster
 rm -rf "$work" && mkdir -p "$work"
-# the tracked and new files of the checkout, as a clean clone would have them
-(cd "$repo" && git ls-files -co --exclude-standard -z | grep -zv '^\.collections/' \
+# the tracked and new files of the checkout, as a clean clone would have them; not the
+# fixtures: captured tool output is kept verbatim (progress bars end lines in CR).
+(cd "$repo" && git ls-files -co --exclude-standard -z | grep -zvE '^(\.collections|tests/fixtures)/' \
   | tar --null -T - -cf - | tar -C "$work" -xf -)
 (cd "$work" && git init -q && git add -A && git -c user.name=sanity -c user.email=sanity@localhost commit -qm sanity)
 

@@ -150,7 +150,7 @@ def test_double_server_reads_parameters_glued_to_payload(loopback_rdma):
         size = 4096
         conn.sendall((json.dumps({"size": size, "qps": 1}) + "\n").encode() + b"\xa5" * (size * 3))
         conn.shutdown(socket.SHUT_WR)
-        out, _ = server.communicate(timeout=10)
+        out = server.communicate(timeout=10)[0]
         conn.close()
     finally:
         server.kill()
