@@ -12,7 +12,6 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _planner, _recipe
-from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
 
 RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 
@@ -75,14 +74,14 @@ class ActionModule(ActionBase):
             if len(hosts) != recipe["nodes"]:
                 raise AnsibleError("recipe %s plans %d node(s), the inventory gives %d (%s): adjust the inventory group "
                                    "or set sparkops_recipe_overrides.nodes" % (name, recipe["nodes"], len(hosts), ", ".join(hosts)))
-            nodes = [{"name": h, "rails": rail_plan(h, hostvars[h]), "mtu": hostvars[h].get("sparkops_rail_mtu", 9000)} for h in hosts]
-        except (AnsibleError, FabricError, _recipe.RecipeError) as exc:
+        except (AnsibleError, _recipe.RecipeError) as exc:
             return dict(result, failed=True, msg=str(exc), refusals=[])
 
-        refusals = _planner.check_recipe(recipe, hw)
-        refusals += _planner.check_inventory(
-            [{"name": n["name"], "mtu": n["mtu"], "rails": {r["name"]: r for r in n["rails"]}} for n in nodes],
-            [{"name": r["name"], "subnet": r["subnet"]} for r in nodes[0]["rails"]], 9000)
+        nodes, refusals = _planner.check_rails(hosts, hostvars)
+        if len(nodes) < len(hosts):  # no rail plan for some node: nothing more to plan
+            return dict(result, failed=True, refusals=[dict(r) for r in refusals],
+                        msg="preflight refused the inventory:\n- " + "\n- ".join(str(r) for r in refusals))
+        refusals += _planner.check_recipe(recipe, hw)
         if stage == "dynamic":
             refusals += _planner.check_facts(args.get("facts") or {}, recipe, hw)
         head = nodes[0]["rails"][0]["address"]

@@ -49,6 +49,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, bandwidth_rails
+from ansible_collections.sparkops.cluster.plugins.module_utils._planner import check_rails
 
 
 def _bandwidth_rails(hostvars, host, peer=None, base_port=18515):
@@ -58,6 +59,19 @@ def _bandwidth_rails(hostvars, host, peer=None, base_port=18515):
         raise AnsibleFilterError(str(exc))
 
 
+def _rail_plan(hostvars, host):
+    """Rails of one host with their addresses (the netplan role renders them)."""
+    nodes, refusals = check_rails([host], hostvars)
+    if refusals and not nodes:
+        raise AnsibleFilterError(str(refusals[0]))
+    return nodes[0]["rails"]
+
+
+def _rail_refusals(hostvars, hosts):
+    """Every refusal of the rail variables of these hosts, as text (empty when sound)."""
+    return [str(r) for r in check_rails(list(hosts), hostvars)[1]]
+
+
 class FilterModule:
     def filters(self):
-        return {"bandwidth_rails": _bandwidth_rails}
+        return {"bandwidth_rails": _bandwidth_rails, "rail_plan": _rail_plan, "rail_refusals": _rail_refusals}

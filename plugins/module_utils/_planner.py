@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
 from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import arg_name, parse_version
 
 GIB = 1024 ** 3
@@ -228,6 +229,23 @@ def check_inventory(nodes, rails, mtu):
             "%s on %s" % (m, ", ".join(h)) for m, h in sorted(mtus.items(), key=lambda x: str(x[0]))),
             "use one MTU (9000) on every node", "tonyd2wild PR#40 (IBV_WC_RETRY_EXC_ERR)"))
     return out
+
+
+def check_rails(hosts, hostvars, mtu=9000):
+    """The rail plan of every host, and every refusal of it: variables that do not give an
+    address (FabricError), then check_inventory. Returns (nodes, refusals)."""
+    nodes, out = [], []
+    for host in hosts:
+        try:
+            nodes.append({"name": host, "rails": rail_plan(host, hostvars[host]),
+                          "mtu": hostvars[host].get("sparkops_rail_mtu", mtu)})
+        except FabricError as exc:
+            out.append(_refuse("inventory", host, str(exc), "fix the rail variables of %s" % host, "inventory"))
+    if nodes:
+        out += check_inventory([{"name": n["name"], "mtu": n["mtu"], "rails": {r["name"]: r for r in n["rails"]}}
+                                for n in nodes],
+                               [{"name": r["name"], "subnet": r["subnet"]} for r in nodes[0]["rails"]], mtu)
+    return nodes, out
 
 
 def check_facts(facts, recipe, hw):
