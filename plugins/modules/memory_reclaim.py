@@ -65,6 +65,14 @@ options:
     description: Fail when RV(reboot_required) is true.
     type: bool
     default: false
+  settle_timeout:
+    description:
+      - Seconds to keep re-checking while memory is held by no process, for a node whose engine
+        was just stopped and whose driver is still releasing it. The check repeats every
+        5 seconds until the unaccounted memory falls below O(leak_threshold_gb) or the time is up.
+      - 0 checks once.
+    type: int
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -117,6 +125,10 @@ reboot_required:
   description: True when memory held by no process exceeds the threshold.
   returned: always
   type: bool
+settled_after:
+  description: Seconds spent re-checking before the memory was released (0 when it was at once, or when the check was skipped).
+  returned: always
+  type: int
 reason:
   description: Why a reboot is required, or why the leak check was skipped.
   returned: when reboot_required or leak check skipped
@@ -124,6 +136,7 @@ reason:
 """
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -131,6 +144,7 @@ from ansible_collections.sparkops.cluster.plugins.module_utils import _meminfo, 
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 GIB = 1024 ** 3
+SETTLE_INTERVAL = 5
 
 
 def read(path):
@@ -195,17 +209,18 @@ def main():
             leak_check=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             leak_threshold_gb=dict(type="float", default=8.0),
             fail_on_leak=dict(type="bool", default=False),
+            settle_timeout=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if p["min_cached_gb"] < 0 or p["leak_threshold_gb"] <= 0:
-        module.fail_json(msg="min_cached_gb must be >= 0 and leak_threshold_gb > 0")
+    if p["min_cached_gb"] < 0 or p["leak_threshold_gb"] <= 0 or p["settle_timeout"] < 0:
+        module.fail_json(msg="min_cached_gb and settle_timeout must be >= 0 and leak_threshold_gb > 0")
 
     before_raw = meminfo(module)
     before = _meminfo.summary(before_raw)
     result = dict(changed=False, before=before, after=before, freed=0, dropped=False,
-                  leak=None, reboot_required=False)
+                  leak=None, reboot_required=False, settled_after=0)
 
     if p["drop_caches"] == 0:
         result["skipped_reason"] = "drop_caches is 0"
@@ -234,9 +249,15 @@ def main():
         result["reason"] = ("leak check skipped inside a container: /proc/meminfo is the host's and /proc lists "
                             "only this container's processes (set leak_check=always to force it)")
     else:
-        figures = _meminfo.unaccounted(meminfo(module), process_rss(), gpu_process_bytes(module))
-        leak, reason = _meminfo.leak_verdict(figures, p["leak_threshold_gb"] * GIB)
-        result.update(leak=figures, reboot_required=leak)
+        started = time.monotonic()
+        while True:
+            figures = _meminfo.unaccounted(meminfo(module), process_rss(), gpu_process_bytes(module))
+            leak, reason = _meminfo.leak_verdict(figures, p["leak_threshold_gb"] * GIB)
+            waited = time.monotonic() - started
+            if not leak or waited + SETTLE_INTERVAL > p["settle_timeout"]:
+                break
+            time.sleep(SETTLE_INTERVAL)
+        result.update(leak=figures, reboot_required=leak, settled_after=0 if leak else int(round(waited)))
         if leak:
             result["reason"] = reason
             if p["fail_on_leak"]:

@@ -156,3 +156,33 @@ def test_memory_reclaim_skips_leak_check_in_container(run_module, binaries, fake
     monkeypatch.setattr(memory_reclaim, "in_container", lambda: True)
     failed, r = run_module(memory_reclaim, {"drop_caches": 0})
     assert not failed and r["leak"] is None and "inside a container" in r["reason"]
+
+
+def test_memory_reclaim_settle_waits_for_release(run_module, binaries, fake_proc, monkeypatch):
+    # the engine's 3 GiB are held by nobody for two checks, then released (MemAvailable back)
+    released = fixture("proc_meminfo_debian12_x86_24g_3g_held.txt").replace(
+        "MemAvailable:   20673356 kB", "MemAvailable:   23800000 kB")  # the captured file, 3 GiB given back
+    checks = []
+
+    def read(path):
+        if path == "/proc/meminfo":
+            checks.append(path)
+            return released if len(checks) > 3 else fake_proc[path]
+        return fake_proc[path]
+
+    clock = [0.0]
+    monkeypatch.setattr(memory_reclaim, "read", read)
+    monkeypatch.setattr(memory_reclaim, "process_rss", lambda: 0)
+    monkeypatch.setattr(memory_reclaim.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(memory_reclaim.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "settle_timeout": 60})
+    assert not failed and r["reboot_required"] is False and r["settled_after"] == 10
+
+
+def test_memory_reclaim_settle_gives_up_and_reports(run_module, binaries, fake_proc, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(memory_reclaim, "process_rss", lambda: 0)
+    monkeypatch.setattr(memory_reclaim.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(memory_reclaim.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "settle_timeout": 12})
+    assert not failed and r["reboot_required"] is True and clock[0] == 10 and "reboot" not in r.get("msg", "")
