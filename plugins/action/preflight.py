@@ -11,7 +11,7 @@ import yaml
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _planner, _recipe
+from ansible_collections.sparkops.cluster.plugins.module_utils import _bench, _planner, _recipe
 
 RECIPES = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 
@@ -100,6 +100,7 @@ class ActionModule(ActionBase):
             "image": recipe["engine"]["image"],
             "memory_per_gpu": _planner.memory_budget(recipe, hw),
             "expected_decode_tok_s": (recipe.get("expected") or {}).get("decode_tok_s"),
+            "decode_bound": _bench.decode_bound(recipe, hw, 1 if head_only else recipe["parallelism"]["tensor"]),
             "head": hosts[0] if hosts else None,
             "head_address": head,
             "gpus_per_node": hw["gpus_per_node"],

@@ -94,12 +94,14 @@ def validate(recipe, source="recipe"):
 
 
 def merge(recipe, overrides):
-    """Deep-merge user overrides (dicts merge, anything else replaces) into a copy."""
+    """Deep-merge user overrides (dicts merge, null removes the field, anything else replaces) into a copy."""
     out = copy.deepcopy(recipe)
 
     def walk(dst, src):
         for k, v in src.items():
-            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            if v is None:
+                dst.pop(k, None)
+            elif isinstance(v, dict) and isinstance(dst.get(k), dict):
                 walk(dst[k], v)
             else:
                 dst[k] = copy.deepcopy(v)

@@ -77,7 +77,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The plan (memory per GPU, head, and per node rails, environment and engine command).
+  description: >-
+    The plan (memory per GPU, head, per node rails, environment and engine command, the
+    expected decode band and C(decode_bound), the single-stream decode ceiling set by
+    memory bandwidth).
   returned: success or refusal
   type: dict
 refusals:

@@ -198,3 +198,10 @@ def test_engine_command_ray_followers_and_head_only():
     assert head[head.index("--tensor-parallel-size") + 1] == "1"
     assert head[head.index("--host") + 1:head.index("--port") + 2] == ["0.0.0.0", "--port", "9000"]
     assert _planner.engine_command(r, node_rank=3, head_only=True) is None
+
+
+def test_override_null_removes_an_optional_field_and_a_required_one_is_then_missing():
+    r = recipe("qwen397b", expected={"decode_tok_s": None})
+    assert "decode_tok_s" not in r["expected"] and r["expected"]["source"]
+    with pytest.raises(_recipe.RecipeError, match=r"serving.served_model_name is missing"):
+        recipe("qwen397b", serving={"served_model_name": None})

@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: benchmark_plot
+short_description: Plot a serving benchmark (tok/s and TTFT against concurrency) as a PNG
+description:
+  - Draws the levels measured by M(sparkops.cluster.serving_benchmark) - output tok/s,
+    per-request decode tok/s (with the recipe's expected band) and time to first token,
+    each against concurrency, one line per prompt length - into a PNG file.
+  - Meant for the controller (run it with C(delegate_to=localhost)); needs matplotlib there.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+requirements:
+  - matplotlib >= 3.5
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Draws the image in memory and reports whether it would differ from O(dest).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+    details: The image is written only when its bytes differ.
+options:
+  levels:
+    description: The C(level) of each serving_benchmark result.
+    type: list
+    elements: dict
+    required: true
+  dest:
+    description: Path of the PNG to write; its directory must exist.
+    type: path
+    required: true
+  title:
+    description: Title of the figure.
+    type: str
+    default: Serving benchmark
+  band:
+    description: "[low, high] expected decode tok/s, drawn as a band."
+    type: list
+    elements: float
+"""
+
+EXAMPLES = r"""
+- name: Plot the sweep on the controller
+  sparkops.cluster.benchmark_plot:
+    levels: "{{ sweep.results | map(attribute='level') }}"
+    dest: "{{ playbook_dir }}/benchmark.png"
+    title: qwen397b on 4 DGX Spark
+    band: [25, 28]
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+dest:
+  description: The PNG written.
+  returned: always
+  type: str
+size:
+  description: Bytes of the PNG.
+  returned: always
+  type: int
+"""
+
+import io
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+except ImportError:
+    MATPLOTLIB_ERROR = traceback.format_exc()
+else:
+    MATPLOTLIB_ERROR = None
+
+
+def draw(levels, title, band):
+    fig, axes = pyplot.subplots(1, 3, figsize=(15, 4.5))
+    series = sorted({lv["prompt_words"] for lv in levels})
+    panels = ((axes[0], lambda lv: lv["output_tok_s"], "output tok/s (all requests)"),
+              (axes[1], lambda lv: lv["decode_tok_s"], "decode tok/s per request"),
+              (axes[2], lambda lv: (lv["ttft_ms"] or {}).get("p50"), "time to first token p50 (ms)"))
+    for ax, value, label in panels:
+        for words in series:
+            points = sorted((lv["concurrency"], value(lv)) for lv in levels
+                            if lv["prompt_words"] == words and value(lv) is not None)
+            if points:
+                ax.plot([pt[0] for pt in points], [pt[1] for pt in points], marker="o", label="prompt ~%d words" % words)
+        ax.set_xlabel("concurrency")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({lv["concurrency"] for lv in levels})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.minorticks_off()
+    if band:
+        axes[1].axhspan(band[0], band[1], color="green", alpha=0.15, label="expected %g-%g" % (band[0], band[1]))
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100, metadata={"Software": None})
+    pyplot.close(fig)
+    return out.getvalue()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            levels=dict(type="list", elements="dict", required=True),
+            dest=dict(type="path", required=True),
+            title=dict(type="str", default="Serving benchmark"),
+            band=dict(type="list", elements="float"),
+        ),
+        supports_check_mode=True,
+    )
+    if MATPLOTLIB_ERROR:
+        module.fail_json(msg=missing_required_lib("matplotlib", reason="to draw the benchmark plot on the controller"),
+                         exception=MATPLOTLIB_ERROR)
+    p = module.params
+    if not p["levels"]:
+        module.fail_json(msg="levels is empty: nothing to plot")
+    missing = [k for k in ("concurrency", "prompt_words", "output_tok_s", "decode_tok_s", "ttft_ms") if k not in p["levels"][0]]
+    if missing:
+        module.fail_json(msg="levels[0] lacks %s: give the 'level' of each serving_benchmark result" % ", ".join(missing))
+    if p["band"] is not None and len(p["band"]) != 2:
+        module.fail_json(msg="band must be [low, high], got %s" % p["band"])
+    png = draw(p["levels"], p["title"], p["band"])
+    old = None
+    if os.path.exists(p["dest"]):
+        with open(p["dest"], "rb") as fh:
+            old = fh.read()
+    changed = old != png
+    if changed and not module.check_mode:
+        tmp = os.path.join(module.tmpdir, "benchmark.png")
+        with open(tmp, "wb") as fh:
+            fh.write(png)
+        module.atomic_move(tmp, p["dest"])
+    module.exit_json(changed=changed, dest=p["dest"], size=len(png))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: serving_benchmark
+short_description: Measure one load level of an OpenAI-compatible server (decode tok/s, TTFT, ITL)
+description:
+  - Sends O(requests) streamed chat completions to O(url), O(concurrency) at a time, each
+    with a prompt of about O(prompt_words) words and O(max_tokens) generated tokens, and
+    returns the level's statistics - per-request decode tok/s, aggregate output tok/s,
+    requests/s, time to first token and inter-token latency (p50 and p99), and errors.
+  - One call is one level; C(playbooks/benchmark.yml) loops over a sweep of concurrency
+    levels and prompt lengths, so progress shows level by level, and the
+    C(sparkops.cluster.benchmark_verdict) filter compares the result with the recipe.
+  - Runs on the node that reaches the API (the head, since the API binds to 127.0.0.1 by
+    default). Python standard library only. Generates load; changes nothing on the node.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Sends no request in check mode and reports it skipped (the module never changes anything).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+    details: Never reports a change.
+options:
+  url:
+    description: Base URL of the API, for example C(http://127.0.0.1:8000).
+    type: str
+    required: true
+  model:
+    description: The served model name.
+    type: str
+    required: true
+  concurrency:
+    description: Requests in flight at once.
+    type: int
+    required: true
+  prompt_words:
+    description: Prompt length in words (about as many tokens); the measured count is returned.
+    type: int
+    default: 512
+  requests:
+    description: Requests sent at this level; defaults to twice O(concurrency), at least 4.
+    type: int
+  max_tokens:
+    description: Tokens generated per request.
+    type: int
+    default: 256
+  ignore_eos:
+    description: Ask vLLM to generate O(max_tokens) whatever the model says (fixed output length).
+    type: bool
+    default: true
+  timeout:
+    description: Seconds one request may take; a request over it counts as an error (a hung decode).
+    type: int
+    default: 600
+  api_key:
+    description: Bearer token of the API, when it has one.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Four users with 2048-word prompts
+  sparkops.cluster.serving_benchmark:
+    url: http://127.0.0.1:8000
+    model: qwen3.5-397b
+    concurrency: 4
+    prompt_words: 2048
+    max_tokens: 256
+  register: level
+"""
+
+RETURN = r"""
+level:
+  description: The level's statistics (times in ms, rates per second).
+  returned: success
+  type: dict
+  contains:
+    concurrency: {description: Requests in flight at once., type: int, returned: always}
+    prompt_words: {description: Requested prompt length in words., type: int, returned: always}
+    prompt_tokens: {description: Mean prompt tokens the server counted., type: float, returned: always}
+    requests: {description: Requests sent., type: int, returned: always}
+    completed: {description: Requests that returned tokens., type: int, returned: always}
+    errors: {description: Requests that failed or timed out., type: int, returned: always}
+    error_samples: {description: Up to three distinct error messages., type: list, returned: always}
+    wall_s: {description: Seconds from the first request to the last answer., type: float, returned: always}
+    requests_per_s: {description: Completed requests per second., type: float, returned: always}
+    output_tok_s: {description: Generated tokens per second over all requests., type: float, returned: always}
+    decode_tok_s:
+      description:
+        - Mean per-request decode speed after the first token, over the requests whose tokens
+          streamed one by one; null when every stream came in bursts.
+      type: float
+      returned: always
+    bursty_requests:
+      description:
+        - Requests whose chunks mostly arrived together (gaps under 1 ms), held up and released at
+          once by a CPU-starved client or API server; their span is not a decode speed.
+      type: int
+      returned: always
+    ttft_ms: {description: "Time to first token, p50 and p99.", type: dict, returned: always}
+    itl_ms: {description: "Inter-token latency, p50 and p99.", type: dict, returned: always}
+  sample:
+    concurrency: 1
+    prompt_words: 512
+    prompt_tokens: 516.0
+    requests: 4
+    completed: 4
+    errors: 0
+    error_samples: []
+    wall_s: 41.2
+    requests_per_s: 0.097
+    output_tok_s: 24.9
+    decode_tok_s: 25.6
+    bursty_requests: 0
+    ttft_ms: {p50: 402.3, p99: 431.0}
+    itl_ms: {p50: 38.9, p99: 41.7}
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
+from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+
+
+def one_request(p, body):
+    headers = {"Content-Type": "application/json"}
+    if p["api_key"]:
+        headers["Authorization"] = "Bearer " + p["api_key"]
+    started = time.monotonic()
+    token_times, usage = [], None
+    try:
+        with open_url(p["url"].rstrip("/") + "/v1/chat/completions", data=json.dumps(body).encode(), headers=headers,
+                      method="POST", timeout=p["timeout"]) as resp:
+            for payload in _bench.sse_payloads(resp):
+                if _bench.carries_token(payload):
+                    token_times.append(time.monotonic())
+                usage = payload.get("usage") or usage
+                if time.monotonic() - started > p["timeout"]:
+                    return _bench.record(started, token_times, usage, "no answer within %ds" % p["timeout"])
+    except HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:200]
+        return _bench.record(started, token_times, usage, "HTTP %d: %s" % (exc.code, detail))
+    except (URLError, OSError, ToolOutputError) as exc:
+        return _bench.record(started, token_times, usage, "%s: %s" % (type(exc).__name__, exc))
+    return _bench.record(started, token_times, usage)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            url=dict(type="str", required=True),
+            model=dict(type="str", required=True),
+            concurrency=dict(type="int", required=True),
+            prompt_words=dict(type="int", default=512),
+            requests=dict(type="int"),
+            max_tokens=dict(type="int", default=256, no_log=False),
+            ignore_eos=dict(type="bool", default=True),
+            timeout=dict(type="int", default=600),
+            api_key=dict(type="str", no_log=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    for name in ("concurrency", "prompt_words", "max_tokens", "timeout"):
+        if p[name] < 1:
+            module.fail_json(msg="%s must be 1 or more, got %d" % (name, p[name]))
+    total = p["requests"] if p["requests"] is not None else max(4, 2 * p["concurrency"])
+    if total < 1:
+        module.fail_json(msg="requests must be 1 or more, got %d" % total)
+    if module.check_mode:
+        module.exit_json(changed=False, skipped=True, msg="check mode: no request sent")
+
+    body = {"model": p["model"], "max_tokens": p["max_tokens"], "stream": True, "temperature": 0,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": _bench.prompt(p["prompt_words"])}]}
+    if p["ignore_eos"]:
+        body["ignore_eos"] = True
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=p["concurrency"]) as pool:
+        records = list(pool.map(lambda i: one_request(p, body), range(total)))
+    level = _bench.summarize(records, time.monotonic() - started, p["concurrency"], p["prompt_words"])
+    module.exit_json(changed=False, level=level)
+
+
+if __name__ == "__main__":
+    main()
