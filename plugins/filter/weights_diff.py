@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: weights_diff
+short_description: Compare a node's model manifest with the head's
+description:
+  - Compares two manifests of M(sparkops.cluster.model_manifest) - files missing on the
+    node, files of another size or checksum, extra files, dangling links.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+positional: head, host
+options:
+  _input:
+    description: The node's manifest.
+    type: dict
+    required: true
+  head:
+    description: The head's manifest.
+    type: dict
+    required: true
+  host:
+    description: The node's name, for the summary line.
+    type: str
+    default: node
+"""
+
+EXAMPLES = r"""
+- name: Is this node's copy the head's?
+  ansible.builtin.set_fact:
+    diff: "{{ node_manifest.manifest | sparkops.cluster.weights_diff(hostvars[head].head_manifest.manifest, inventory_hostname) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: missing, differ, extra, dangling (lists), in_sync (bool) and summary (one line).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _sync
+
+
+def _weights_diff(node, head, host="node"):
+    try:
+        diff = _sync.compare(head, node)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("weights_diff: give the 'manifest' of model_manifest results (%s)" % exc)
+    diff["in_sync"] = _sync.in_sync(diff)
+    diff["summary"] = _sync.describe(host, diff)
+    return diff
+
+
+class FilterModule:
+    def filters(self):
+        return {"weights_diff": _weights_diff}

@@ -1,0 +1,94 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: model_manifest
+short_description: List a model directory's files with symlinks resolved, sizes and checksums
+description:
+  - Walks O(path) following symlinks (a Hugging Face cache keeps snapshots as links into
+    C(blobs/)) and returns every file with its size, SHA-256 and, when it was reached
+    through a link, the link's target; dangling links are listed apart.
+  - The sparkops.cluster.model_sync role compares each node's manifest with the head's
+    (filter sparkops.cluster.weights_diff), because a copy that kept the cache's links gave
+    workers zero weights while it reported success (spark-vllm-docker PR #408).
+  - Reads only.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+extends_documentation_fragment:
+  - sparkops.cluster.attributes.READ_ONLY
+options:
+  path:
+    description: The model directory (what vLLM loads), the same path on every node.
+    type: path
+    required: true
+  checksum:
+    description: Compute SHA-256 of every file (reads all the weights, about 1 GB/s); sizes only when false.
+    type: bool
+    default: true
+  required:
+    description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Manifest of the weights on the head
+  sparkops.cluster.model_manifest:
+    path: /var/lib/sparkops/models/Qwen3.5-397B-A17B-FP8
+  register: head_manifest
+"""
+
+RETURN = r"""
+exists:
+  description: Whether O(path) exists.
+  returned: always
+  type: bool
+manifest:
+  description: root, files ({relpath - size, sha256, link}), dangling ([{path, target}]), total_bytes, count.
+  returned: always
+  type: dict
+  sample:
+    root: /var/lib/sparkops/models/tiny
+    files:
+      config.json: {size: 712, sha256: 3f1c0e, link: null}
+    dangling: []
+    total_bytes: 712
+    count: 1
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _sync
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            checksum=dict(type="bool", default=True),
+            required=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not os.path.isdir(p["path"]):
+        if p["required"]:
+            module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "
+                                 "(e.g. hf download MODEL --local-dir %s) or fix the path" % (p["path"], p["path"]))
+        module.exit_json(changed=False, exists=False, manifest={"root": p["path"], "files": {}, "dangling": [],
+                                                                "total_bytes": 0, "count": 0})
+    try:
+        result = _sync.manifest(p["path"], checksum=p["checksum"])
+    except OSError as exc:
+        module.fail_json(msg="cannot read %s: %s" % (p["path"], exc))
+    module.exit_json(changed=False, exists=True, manifest=result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Model manifests (module_utils/_sync.py) on real directory trees with Hugging Face
+cache symlinks, as `hf download` leaves them: snapshots/<rev>/<file> -> ../../blobs/<hash>."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _sync
+
+WEIGHTS = os.urandom(3 * 1024 * 1024 + 17)
+CONFIG = b'{"architectures": ["Qwen2ForCausalLM"]}\n'
+
+
+def hf_cache(root):
+    """models--org--name/{blobs,refs,snapshots/abc123} with the snapshot files as links."""
+    repo = root / "models--org--tiny"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    for name, data in (("model.safetensors", WEIGHTS), ("config.json", CONFIG)):
+        digest = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / digest).write_bytes(data)
+        os.symlink(os.path.join("..", "..", "blobs", digest), repo / "snapshots" / "abc123" / name)
+    return repo / "snapshots" / "abc123"
+
+
+def test_manifest_resolves_cache_links(tmp_path):
+    snap = hf_cache(tmp_path)
+    m = _sync.manifest(str(snap))
+    assert m["count"] == 2 and m["total_bytes"] == len(WEIGHTS) + len(CONFIG) and m["dangling"] == []
+    assert m["files"]["model.safetensors"]["sha256"] == hashlib.sha256(WEIGHTS).hexdigest()
+    assert m["files"]["model.safetensors"]["link"].endswith("/blobs/" + hashlib.sha256(WEIGHTS).hexdigest())
+
+
+def test_copy_that_kept_links_is_dangling_and_not_in_sync(tmp_path):
+    head = _sync.manifest(str(hf_cache(tmp_path / "head")))
+    # what `cp -a` / `rsync -a` of the snapshot alone gives a worker: links into a blobs/ it lacks
+    worker = tmp_path / "worker" / "snap"
+    shutil.copytree(tmp_path / "head" / "models--org--tiny" / "snapshots" / "abc123", worker, symlinks=True)
+    diff = _sync.compare(head, _sync.manifest(str(worker)))
+    assert diff["dangling"] == ["config.json", "model.safetensors"] and diff["missing"] == ["config.json", "model.safetensors"]
+    assert not _sync.in_sync(diff)
+    assert _sync.describe("spark-beta", diff).startswith("spark-beta: 2 missing (config.json, model.safetensors); ")
+
+
+def test_resolved_copy_is_in_sync_and_a_truncated_file_is_not(tmp_path):
+    snap = hf_cache(tmp_path / "head")
+    head = _sync.manifest(str(snap))
+    worker = tmp_path / "worker"
+    shutil.copytree(snap, worker, symlinks=False)  # links resolved, as rsync -L does
+    m = _sync.manifest(str(worker))
+    assert _sync.in_sync(_sync.compare(head, m)) and all(f["link"] is None for f in m["files"].values())
+    (worker / "model.safetensors").write_bytes(WEIGHTS[:1024])
+    diff = _sync.compare(head, _sync.manifest(str(worker)))
+    assert diff["differ"] == ["model.safetensors (%d B on the head, 1024 B here)" % len(WEIGHTS)]
+
+
+def test_same_size_other_bytes_is_caught_by_checksum_only(tmp_path):
+    snap = hf_cache(tmp_path / "head")
+    head = _sync.manifest(str(snap))
+    worker = tmp_path / "worker"
+    shutil.copytree(snap, worker, symlinks=False)
+    (worker / "model.safetensors").write_bytes(bytes(len(WEIGHTS)))
+    assert _sync.compare(head, _sync.manifest(str(worker)))["differ"] == ["model.safetensors (checksum differs)"]
+    sizes_only = _sync.compare(_sync.manifest(str(snap), checksum=False), _sync.manifest(str(worker), checksum=False))
+    assert _sync.in_sync(sizes_only)
+
+
+def test_extra_file_is_reported_but_does_not_break_sync(tmp_path):
+    snap = hf_cache(tmp_path / "head")
+    worker = tmp_path / "worker"
+    shutil.copytree(snap, worker, symlinks=False)
+    (worker / "notes.txt").write_text("x")
+    diff = _sync.compare(_sync.manifest(str(snap)), _sync.manifest(str(worker)))
+    assert diff["extra"] == ["notes.txt"] and _sync.in_sync(diff)
+
+
+@pytest.mark.parametrize("checksum", [True, False])
+def test_empty_directory(tmp_path, checksum):
+    assert _sync.manifest(str(tmp_path), checksum)["count"] == 0
