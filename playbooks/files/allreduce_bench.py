@@ -37,12 +37,12 @@ def main():
     dist.all_reduce(check)
     correct = bool((check == world * (world + 1) / 2).all().item())
     data = torch.ones(size // 4, dtype=torch.float32, device=device)
-    for _ in range(warmup):
+    for _i in range(warmup):
         dist.all_reduce(data)
     sync()
     dist.barrier()
     started = time.perf_counter()
-    for _ in range(iters):
+    for _i in range(iters):
         dist.all_reduce(data)
     sync()
     elapsed = (time.perf_counter() - started) / iters
