@@ -17,16 +17,15 @@ version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 requirements:
   - matplotlib >= 3.5
+extends_documentation_fragment:
+  - sparkops.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Draws the image in memory and reports whether it would differ from O(dest).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: The image is written only when its bytes differ.
 options:

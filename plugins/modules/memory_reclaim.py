@@ -26,16 +26,15 @@ description:
     A read-only C(/proc/sys) (containers) skips the drop with a warning.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
+extends_documentation_fragment:
+  - sparkops.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what it would free (the current page cache) without writing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Caches are dropped only above O(min_cached_gb).
 options:

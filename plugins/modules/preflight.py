@@ -22,6 +22,7 @@ description:
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
+  - sparkops.cluster.attributes
   - sparkops.cluster.attributes.READ_ONLY
 options:
   recipe:

@@ -20,16 +20,15 @@ description:
     default). Python standard library only. Generates load; changes nothing on the node.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
+extends_documentation_fragment:
+  - sparkops.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Sends no request in check mode and reports it skipped (the module never changes anything).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Never reports a change.
 options:
