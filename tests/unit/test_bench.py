@@ -115,3 +115,23 @@ def test_stream_released_in_a_burst_gives_no_decode_speed():
     lv = _bench.summarize([r, steady], 1.0, 2, 16)
     assert lv["bursty_requests"] == 1 and lv["decode_tok_s"] == pytest.approx(7 / 0.028, rel=1e-3)
     assert _bench.summarize([r], 1.0, 1, 16)["decode_tok_s"] is None
+
+
+def test_benchmark_plot_writes_a_png_once_and_not_in_check_mode(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import benchmark_plot
+
+    # levels summarized from the stream vLLM sent (fixture), at two concurrencies
+    payloads = list(_bench.sse_payloads(fixture(STREAM).splitlines()))
+    times = [0.05 + 0.004 * i for i in range(sum(_bench.carries_token(p) for p in payloads))]
+    rec = _bench.record(0.0, times, payloads[-1]["usage"])
+    levels = [_bench.summarize([rec] * c, 0.1 * c, c, 16) for c in (1, 2, 4)]
+    dest = tmp_path / "bench.png"
+    failed, r = run_module(benchmark_plot, {"levels": levels, "dest": str(dest), "band": [25, 28]}, check_mode=True)
+    assert not failed and r["changed"] and not dest.exists()
+    failed, r = run_module(benchmark_plot, {"levels": levels, "dest": str(dest), "band": [25, 28]})
+    data = dest.read_bytes()
+    assert not failed and r["changed"] and data[:8] == b"\x89PNG\r\n\x1a\n" and r["size"] == len(data)
+    failed, r = run_module(benchmark_plot, {"levels": levels, "dest": str(dest), "band": [25, 28]})
+    assert not failed and r["changed"] is False
+    failed, r = run_module(benchmark_plot, {"levels": [{"concurrency": 1}], "dest": str(dest)})
+    assert failed and "levels[0] lacks prompt_words" in r["msg"]
