@@ -67,6 +67,25 @@ def _rail_plan(hostvars, host):
     return nodes[0]["rails"]
 
 
+def _rail_peers(hostvars, host, hosts):
+    """The other nodes' rails with address and MAC (from their network facts), for rail_cabling."""
+    out = []
+    for peer in hosts:
+        if peer == host:
+            continue
+        facts = hostvars[peer].get("ansible_facts") or {}
+        rails = []
+        for rail in _rail_plan(hostvars, peer):
+            mac = (facts.get(rail["netdev"].replace("-", "_")) or {}).get("macaddress")
+            if not mac:
+                raise AnsibleFilterError("%s: no MAC address of rail %s (%s) in the facts: gather the network facts "
+                                         "of every node first (ansible.builtin.setup, gather_subset network)"
+                                         % (peer, rail["name"], rail["netdev"]))
+            rails.append({"name": rail["name"], "netdev": rail["netdev"], "address": rail["address"], "mac": mac})
+        out.append({"host": peer, "rails": rails})
+    return out
+
+
 def _rail_refusals(hostvars, hosts):
     """Every refusal of the rail variables of these hosts, as text (empty when sound)."""
     return [str(r) for r in check_rails(list(hosts), hostvars)[1]]
@@ -74,4 +93,5 @@ def _rail_refusals(hostvars, hosts):
 
 class FilterModule:
     def filters(self):
-        return {"bandwidth_rails": _bandwidth_rails, "rail_plan": _rail_plan, "rail_refusals": _rail_refusals}
+        return {"bandwidth_rails": _bandwidth_rails, "rail_plan": _rail_plan, "rail_refusals": _rail_refusals,
+                "rail_peers": _rail_peers}
