@@ -330,3 +330,19 @@ def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_addres
             argv.append("--headless")
     argv += ["--host", str(host), "--port", str(port)]
     return argv + list(srv["args"])
+
+
+def plan_node(plan, host):
+    """This host's entry in the plan's nodes, with its rank (its index: 0 is the head).
+
+    Raises ValueError naming the host and the plan's nodes when the host is not in it
+    (a play run on other hosts than the plan's would place a node with no rank).
+    """
+    nodes = plan.get("nodes") if isinstance(plan, dict) else None
+    if not isinstance(nodes, list):
+        raise ValueError("the plan has no nodes list: pass the preflight's plan (sparkops_plan)")
+    for rank, node in enumerate(nodes):
+        if node.get("name") == host:
+            return dict(node, rank=rank)
+    raise ValueError("%s is not a node of the plan (%s): run the play on the plan's hosts, or plan again with this one"
+                     % (host, ", ".join(str(n.get("name")) for n in nodes)))

@@ -205,3 +205,15 @@ def test_override_null_removes_an_optional_field_and_a_required_one_is_then_miss
     assert "decode_tok_s" not in r["expected"] and r["expected"]["source"]
     with pytest.raises(_recipe.RecipeError, match=r"serving.served_model_name is missing"):
         recipe("qwen397b", serving={"served_model_name": None})
+
+
+def test_plan_node_gives_the_rank_and_names_a_stranger():
+    from ansible_collections.sparkops.cluster.plugins.module_utils._planner import plan_node
+    plan = {"nodes": [{"name": "spark-alpha", "rails": [{"address": "192.168.100.10"}]},
+                      {"name": "spark-beta", "rails": [{"address": "192.168.100.11"}]}]}
+    assert plan_node(plan, "spark-beta") == {"name": "spark-beta", "rails": [{"address": "192.168.100.11"}], "rank": 1}
+    assert plan_node(plan, "spark-alpha")["rank"] == 0 and "rank" not in plan["nodes"][0]
+    with pytest.raises(ValueError, match=r"^spark-zeta is not a node of the plan \(spark-alpha, spark-beta\)"):
+        plan_node(plan, "spark-zeta")
+    with pytest.raises(ValueError, match="the plan has no nodes list"):
+        plan_node({"head": "spark-alpha"}, "spark-alpha")
