@@ -157,5 +157,5 @@ def summarize(ports):
         "nccl_socket_ifname": ("=" + ",".join(netdevs)) if netdevs else None,
         "gloo_socket_ifname": netdevs[0] if netdevs else None,
         "ucx_net_devices": ",".join(hca) if hca else None,
-        "warnings": warnings,
+        "half_ports": warnings,
     }

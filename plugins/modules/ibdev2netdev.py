@@ -17,7 +17,7 @@ description:
     RV(source).
   - On a DGX Spark each 200G ConnectX-7 port appears as two netdevs on two PCIe
     domains (C(rocep1s0f1)/C(roceP2p1s0f1)); both halves must be up for full
-    bandwidth. A port with one half down is reported in RV(warnings).
+    bandwidth. A port with one half down is reported in RV(half_ports) and as a warning.
   - Never reports C(changed).
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
@@ -119,7 +119,7 @@ ucx_net_devices:
   returned: always
   type: str
   sample: "rocep1s0f1:1,roceP2p1s0f1:1"
-warnings:
+half_ports:
   description: Ports with one half down (half bandwidth).
   returned: always
   type: list
@@ -162,7 +162,7 @@ def main():
 
     ports = _rdma.select(ports, p["devices"], p["netdevs"])
     result = _rdma.summarize(ports)
-    for warning in result["warnings"]:
+    for warning in result["half_ports"]:
         module.warn(warning)
     up = len(result["up_devices"])
     if up < p["require_up"]:

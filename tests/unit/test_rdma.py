@@ -21,7 +21,7 @@ def test_dgx_spark_two_up_two_down():
     assert s["nccl_socket_ifname"] == "=enp1s0f0np0,enP2p1s0f0np0"
     assert s["gloo_socket_ifname"] == "enp1s0f0np0"
     assert s["ucx_net_devices"] == "rocep1s0f0:1,roceP2p1s0f0:1"
-    assert s["warnings"] == []  # both halves of f0 up, both of f1 down
+    assert s["half_ports"] == []  # both halves of f0 up, both of f1 down
 
 
 def test_verbose_form_mixed_active_and_down():
@@ -46,7 +46,7 @@ def test_plain_form_all_up():
 def test_one_half_of_a_spark_port_down_is_warned():
     text = fixture("ibdev2netdev_dgxspark_spark1_two_up_two_down.txt").replace(
         "roceP2p1s0f0 port 1 ==> enP2p1s0f0np0 (Up)", "roceP2p1s0f0 port 1 ==> enP2p1s0f0np0 (Down)")
-    warnings = _rdma.summarize(_rdma.parse_ibdev2netdev(text))["warnings"]
+    warnings = _rdma.summarize(_rdma.parse_ibdev2netdev(text))["half_ports"]
     assert warnings == [
         "only rocep1s0f0 of the 2 halves of port rocep1s0f0 is up "
         "(rocep1s0f0 Up, roceP2p1s0f0 Down); full bandwidth needs both"]
