@@ -61,7 +61,7 @@ def _links(rails, peers):
         for peer in peers:
             same = [p for p in peer["rails"] if p["name"] == rail["name"]]
             if not same:
-                raise ValueError("peer %s has no rail %s" % (peer["host"], rail["name"]))
+                raise ValueError("%s has no rail %s" % (peer["host"], rail["name"]))
             yield rail, peer, same[0]
 
 

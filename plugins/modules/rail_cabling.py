@@ -166,10 +166,10 @@ def main():
         if not mac:
             module.fail_json(msg="rails: %s (%s) is not an interface of this node" % (rail["name"], rail["netdev"]))
         rails.append(dict(rail, mac=mac))
-    for peer in p["peers"]:
-        missing = sorted(set(r["name"] for r in rails) - set(r["name"] for r in peer["rails"]))
-        if missing:
-            module.fail_json(msg="peers: %s has no rail %s" % (peer["host"], ", ".join(missing)))
+    try:
+        plan = _cabling.first_probes(rails, p["peers"])
+    except ValueError as exc:  # a peer lacks one of this node's rails
+        module.fail_json(msg="peers: %s" % exc)
 
     arping = module.get_bin_path("arping")
     version = module.run_command([arping, "-V"])[1] if arping else ""
@@ -189,7 +189,6 @@ def main():
 
     seen, count = {}, 0
     with ThreadPoolExecutor(max_workers=16) as pool:
-        plan = _cabling.first_probes(rails, p["peers"])
         while plan:
             count += len(plan)
             for probe, parsed, error in pool.map(run, plan):
