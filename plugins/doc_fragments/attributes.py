@@ -18,6 +18,18 @@ attributes:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
 """
 
+    # Modules that run an external program: its time is bounded.
+    COMMAND_TIMEOUT = r"""
+options:
+  command_timeout:
+    description:
+      - Seconds each external program the module runs may take. Past it, the program's
+        whole process group is killed and the module fails naming the command, the limit
+        and the last line the program printed. Must be above 0.
+    type: int
+    default: 30
+"""
+
     # Modules that only read: check mode runs them in full, there is no diff.
     READ_ONLY = r"""
 options: {}

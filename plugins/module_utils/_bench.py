@@ -7,6 +7,7 @@ recipe's expected band and the memory-bandwidth bound. Pure Python."""
 from __future__ import annotations
 
 import json
+import time
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
@@ -26,9 +27,19 @@ def prompt(words):
     return " ".join(WORDS[i % len(WORDS)] for i in range(max(1, int(words))))
 
 
-def sse_payloads(lines):
-    """JSON payloads of a server-sent event stream ("data: {...}" lines) until [DONE]."""
+class StreamDeadline(Exception):
+    """A stream went on past its deadline (tokens, or only keep-alive comments)."""
+
+
+def sse_payloads(lines, deadline=None, clock=time.monotonic):
+    """JSON payloads of a server-sent event stream ("data: {...}" lines) until [DONE].
+
+    With a deadline (a clock() value), every line read counts, comments and keep-alives
+    included: a server that only sends ": ping" lines raises StreamDeadline.
+    """
     for raw in lines:
+        if deadline is not None and clock() > deadline:
+            raise StreamDeadline()
         line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         line = line.strip()
         if not line.startswith("data:"):
@@ -185,3 +196,41 @@ def table(levels):
             "%s/%s" % (f(lv["itl_ms"]["p50"], "%.1f"), f(lv["itl_ms"]["p99"], "%.1f")), lv["errors"],
             lv.get("bursty_requests", 0)))
     return rows
+
+
+PLOT_FIELDS = {"concurrency": int, "prompt_words": int, "output_tok_s": float, "decode_tok_s": float, "ttft_ms": dict}
+
+
+def plot_levels(levels):
+    """The benchmark levels the plot needs, checked and with numbers as numbers.
+
+    Raises ValueError naming levels[i].field and what it must be; numbers given as
+    strings (a Jinja-templated value) are converted. Rates may be null (nothing measured).
+    """
+    if not isinstance(levels, list) or not levels:
+        raise ValueError("levels is empty: nothing to plot (give the 'level' of each serving_benchmark result)")
+    out = []
+    for i, level in enumerate(levels):
+        if not isinstance(level, dict):
+            raise ValueError("levels[%d] must be a mapping (the 'level' of a serving_benchmark result), got %r" % (i, level))
+        clean = dict(level)
+        for key, kind in PLOT_FIELDS.items():
+            if key not in level:
+                raise ValueError("levels[%d] lacks %s: give the 'level' of each serving_benchmark result" % (i, key))
+            value = level[key]
+            if value is None and key in ("output_tok_s", "decode_tok_s", "ttft_ms"):
+                continue
+            if kind is dict:
+                if not isinstance(value, dict):
+                    raise ValueError("levels[%d].%s must be a mapping with p50 and p99, got %r" % (i, key, value))
+                continue
+            try:
+                number = kind(value) if not isinstance(value, bool) else None
+            except (TypeError, ValueError):
+                number = None
+            if number is None or (kind is int and float(value) != number) or number < (1 if kind is int else 0):
+                raise ValueError("levels[%d].%s must be %s, got %r" % (
+                    i, key, "a whole number of at least 1" if kind is int else "a number of at least 0", value))
+            clean[key] = number
+        out.append(clean)
+    return out

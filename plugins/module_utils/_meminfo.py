@@ -4,8 +4,8 @@
 """/proc/meminfo and per-process memory: what reclaim frees, and memory nobody holds.
 
 On GB10 (unified memory) a container killed during a model load can leave tens of GB
-allocated by the GPU driver that no process owns and only a reboot frees (seed 004:
-~33 GB per failed run). It shows as memory in use that neither processes nor the
+allocated by the GPU driver that no process owns and only a reboot frees (about 33 GB
+per failed run reported on two Sparks; vllm PR#45179). It shows as memory in use that neither processes nor the
 kernel's own counters explain.
 """
 
@@ -17,7 +17,12 @@ from ansible_collections.sparkops.cluster.plugins.module_utils._errors import To
 
 _LINE = re.compile(r"^(?P<key>[A-Za-z0-9_()]+):\s+(?P<value>\d+)(?:\s+(?P<unit>kB))?$")
 _REQUIRED = ("MemTotal", "MemFree", "MemAvailable")
+# the only /proc/meminfo lines that are counts, not kB (fs/proc/meminfo.c, mm/hugetlb.c)
+_COUNTS = ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")
 GIB = 1024 ** 3
+# The inode of the machine's first PID namespace (PROC_PID_INIT_INO in the kernel's
+# include/linux/proc_ns.h, 0xEFFFFFFC): a process in it sees every process in /proc.
+INIT_PID_NS = "pid:[4026531836]"
 
 
 def parse_meminfo(text):
@@ -30,8 +35,11 @@ def parse_meminfo(text):
         m = _LINE.match(line)
         if not m:
             raise ToolOutputError("/proc/meminfo", "expected 'Key:   value kB'", line, lineno)
-        n = int(m.group("value"))
-        values[m.group("key")] = n * 1024 if m.group("unit") else n
+        n, key = int(m.group("value")), m.group("key")
+        if not m.group("unit") and key not in _COUNTS:
+            # a line cut before its unit: its number is kB, reading it as bytes would be 1024x off
+            raise ToolOutputError("/proc/meminfo", "%s has no kB unit (a cut line?)" % key, line, lineno)
+        values[key] = n * 1024 if m.group("unit") else n
     missing = [k for k in _REQUIRED if k not in values]
     if missing:
         raise ToolOutputError("/proc/meminfo", "missing %s" % ", ".join(missing))
@@ -51,12 +59,27 @@ def summary(mem):
 
 
 def parse_status_rss(text):
-    """RssAnon of one /proc/PID/status, in bytes (0 for kernel threads)."""
-    total = 0
+    """RssAnon of one /proc/PID/status, in bytes (0 for kernel threads and unreadable lines)."""
     for line in text.splitlines():
         if line.startswith("RssAnon:"):
-            total += int(line.split()[1]) * 1024
-    return total
+            fields = line.split()
+            return int(fields[1]) * 1024 if len(fields) > 1 and fields[1].isdigit() else 0
+    return 0
+
+
+def leak_check_scope(pid_ns, proc_mount_options, euid):
+    """Whether /proc shows every process that could hold memory: (True, None) or
+    (False, why). pid_ns is readlink(/proc/self/ns/pid); proc_mount_options the options
+    of the /proc mount (hidepid hides other users' processes from non-root)."""
+    if pid_ns != INIT_PID_NS:
+        return False, ("leak check skipped: this process runs in its own PID namespace (%s, the machine's is %s), so "
+                       "/proc lists only some of the processes while /proc/meminfo counts the whole machine's memory "
+                       "(a container); run it on the node itself or with the host's PID namespace" % (pid_ns, INIT_PID_NS))
+    hidden = [o for o in proc_mount_options if o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off")]
+    if hidden and euid != 0:
+        return False, ("leak check skipped: /proc is mounted with %s and this process is not root, so other users' "
+                       "processes are hidden; run it as root (become: true)" % hidden[0])
+    return True, None
 
 
 def kernel_accounted(mem):
@@ -92,7 +115,7 @@ def leak_verdict(figures, threshold_bytes):
             "%.1f GiB of memory is in use but held by no process and not by the kernel's "
             "counters (used %.1f GiB = processes %.1f + GPU processes %.1f + kernel %.1f + "
             "unaccounted %.1f); above the %.1f GiB threshold. On GB10 this is GPU memory "
-            "left by a killed engine: only a reboot frees it (seed 004, KNOWN_FAILURES #9)."
+            "left by a killed engine: only a reboot frees it (vllm PR#45179; known failure 9)."
             % (held / GIB, figures["used"] / GIB, figures["process_rss"] / GIB,
                figures["gpu_processes"] / GIB, figures["kernel"] / GIB, held / GIB,
                threshold_bytes / GIB))

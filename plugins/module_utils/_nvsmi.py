@@ -111,9 +111,38 @@ def compute_capability(value):
     return int(m.group(1)), int(m.group(2))
 
 
-def driver_mismatch(versions_by_host):
-    """Hosts grouped by driver version when they differ, else None (seed 000)."""
-    groups = {}
-    for host, version in sorted(versions_by_host.items()):
-        groups.setdefault(version, []).append(host)
-    return groups if len(groups) > 1 else None
+GPU_FIELDS = ["index", "name", "uuid", "driver_version", "compute_cap", "memory.total", "memory.used",
+              "memory.free", "pci.bus_id"]
+NO_GPU = {"count": 0, "driver_version": None, "cuda_version": None, "gpus": [], "processes": []}
+
+
+def gpu_inventory(csv_text, table_text, fields=None):
+    """The sparkops_gpu fact from the query CSV (GPU_FIELDS, noheader) and the default
+    table, and notes worth a warning. The table wins the count when the query lists no
+    GPU (an NVML query failing while the table still shows the GPU)."""
+    fields = fields or GPU_FIELDS
+    rows = parse_query_csv(csv_text, fields=fields)
+    info = parse_table(table_text)
+    notes, gpus = [], []
+    for r in rows:
+        compute_capability(r["compute_cap"])  # validates MAJOR.MINOR
+        try:
+            index = int(r["index"])
+        except (TypeError, ValueError):
+            raise ToolOutputError("nvidia-smi", "GPU index is not a number", r["index"])
+        gpus.append({
+            "index": index, "name": r["name"], "uuid": r["uuid"], "compute_capability": r["compute_cap"],
+            "memory_total": r["memory.total"], "memory_used": r["memory.used"], "memory_free": r["memory.free"],
+            "unified_memory": r["memory.total"] is None, "pci_bus_id": r["pci.bus_id"],
+        })
+    if not rows and info["gpus"]:
+        notes.append("nvidia-smi --query-gpu listed no GPU while its table shows %d: GPUs taken from the table "
+                     "(uuid and compute capability unknown)" % len(info["gpus"]))
+        gpus = [{"index": g["index"], "name": g["name"], "uuid": None, "compute_capability": None,
+                 "memory_total": g["memory_total"], "memory_used": g["memory_used"], "memory_free": None,
+                 "unified_memory": g["memory_total"] is None, "pci_bus_id": g["pci_bus_id"]} for g in info["gpus"]]
+    drivers = sorted({r["driver_version"] for r in rows if r["driver_version"]})
+    if len(drivers) > 1:
+        raise ToolOutputError("nvidia-smi", "GPUs of this node report different drivers: %s" % ", ".join(drivers))
+    return {"count": len(gpus), "driver_version": drivers[0] if drivers else info["driver_version"],
+            "cuda_version": info["cuda_version"], "gpus": gpus, "processes": info["processes"]}, notes

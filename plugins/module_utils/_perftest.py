@@ -25,11 +25,14 @@ _FAILURES = (
     (re.compile(r"Couldn't get context for the device"), "device context failed",
      "the RDMA device cannot be opened (driver, permissions or MTU)"),
 )
+_NO_PEAK = "BW peak won't be measured"
 _UNIT_TO_GBPS = {"Gb/sec": 1.0, "MB/sec": 8 * 2 ** 20 / 1e9, "MiB/sec": 8 * 2 ** 20 / 1e9}
 
 
 def parse_bw(text):
     """Result of one ib_write_bw run: bytes, iterations, peak/avg Gb/s, message rate.
+
+    peak_gbps is None when perftest did not measure it (duration mode prints 0.00).
 
     Raises ToolOutputError for a known failure (with the cause and a hint) or when no
     result row follows the header.
@@ -45,17 +48,23 @@ def parse_bw(text):
             raise ToolOutputError("ib_write_bw", "unknown bandwidth unit %s" % unit, line, idx + 1)
         for j in range(idx + 1, len(lines)):
             row = lines[j]
-            if not row or row.startswith("-"):
+            if not row or not row[0].isdigit():
+                # perftest prints notices between the header and the row (e.g. "Conflicting
+                # CPU frequency values detected" without -F); the row starts with #bytes
                 continue
             r = _ROW.match(row)
             if not r:
                 raise ToolOutputError("ib_write_bw", "expected a result row after the header", row, j + 1)
             scale = _UNIT_TO_GBPS[unit]
+            peak, average = float(r.group("peak")), float(r.group("avg"))
+            # duration mode (-D) does not measure the peak and prints 0.00 for it
+            # (perftest_parameters.c: noPeak); a peak below the average was not measured
+            unmeasured = _NO_PEAK in text or (peak == 0 and average > 0)
             return {
                 "bytes": int(r.group("bytes")),
                 "iterations": int(r.group("iters")),
-                "peak_gbps": round(float(r.group("peak")) * scale, 3),
-                "average_gbps": round(float(r.group("avg")) * scale, 3),
+                "peak_gbps": None if unmeasured else round(peak * scale, 3),
+                "average_gbps": round(average * scale, 3),
                 "msg_rate_mpps": float(r.group("rate")),
                 "unit": unit,
             }

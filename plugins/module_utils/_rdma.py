@@ -83,7 +83,7 @@ def read_sysfs(root="/sys"):
         net_dir = os.path.join(dev_dir, "device", "net")
         netdevs = sorted(os.listdir(net_dir)) if os.path.isdir(net_dir) else []
         ports_dir = os.path.join(dev_dir, "ports")
-        port_ids = sorted(os.listdir(ports_dir), key=int) if os.path.isdir(ports_dir) else []
+        port_ids = sorted((p for p in os.listdir(ports_dir) if p.isdigit()), key=int) if os.path.isdir(ports_dir) else []
         for port in port_ids:
             netdev = _port_netdev(root, net_dir, netdevs, port)
             port_state = _read(os.path.join(ports_dir, port, "state"))
@@ -108,16 +108,19 @@ def _port_netdev(root, net_dir, netdevs, port):
     # several netdevs on one device (VPI dual port): dev_port is 0-based
     for netdev in netdevs:
         dev_port = _read(os.path.join(net_dir, netdev, "dev_port"))
-        if dev_port is not None and str(int(dev_port, 0) + 1) == str(port):
-            return netdev
+        try:
+            if dev_port is not None and str(int(dev_port, 0) + 1) == str(port):
+                return netdev
+        except ValueError:  # not a number: this netdev cannot be placed by it
+            continue
     return netdevs[0]
 
 
 def _read(path):
     try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except (OSError, ValueError):
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
         return None
 
 

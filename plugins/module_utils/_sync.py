@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 
 CHUNK = 8 * 1024 * 1024
 
 
 def sha256(path):
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    # O_NONBLOCK: should the file have become a named pipe since it was listed, open()
+    # returns at once instead of waiting for a writer
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
         for block in iter(lambda: fh.read(CHUNK), b""):
             h.update(block)
     return h.hexdigest()
@@ -29,21 +33,44 @@ def manifest(root, checksum=True):
     have (spark-vllm-docker PR #408). Dangling links are listed apart.
     """
     root = os.path.abspath(root)
-    files, dangling = {}, []
+    files, dangling, skipped = {}, [], []
+    seen_dirs = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        # a directory reached again (a symlink loop, or two links to one directory) is
+        # walked once: its files are not listed twice, and the walk ends
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            skipped.append({"path": os.path.relpath(dirpath, root), "kind": "directory seen before (symlink loop)"})
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
-            if not os.path.exists(path):
+            try:
+                st = os.stat(path)
+            except OSError:  # dangling link, or a link loop (ELOOP)
                 dangling.append({"path": rel, "target": os.readlink(path) if os.path.islink(path) else None})
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                # a named pipe would block the checksum forever; sockets and devices are no weights
+                skipped.append({"path": rel, "kind": _kind(st.st_mode)})
+                continue
             real = os.path.realpath(path)
-            entry = {"size": os.path.getsize(path), "sha256": sha256(path) if checksum else None,
+            entry = {"size": st.st_size, "sha256": sha256(path) if checksum else None,
                      "link": real if real != os.path.join(os.path.realpath(root), rel) else None}
             files[rel] = entry
-    return {"root": root, "files": files, "dangling": dangling,
+    return {"root": root, "files": files, "dangling": dangling, "skipped": skipped,
             "total_bytes": sum(f["size"] for f in files.values()), "count": len(files)}
+
+
+def _kind(mode):
+    for test, name in ((stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def compare(head, node):

@@ -75,6 +75,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.sparkops.cluster.plugins.module_utils._bench import plot_levels
+
 try:
     import matplotlib
     matplotlib.use("Agg")
@@ -131,14 +133,17 @@ def main():
         module.fail_json(msg=missing_required_lib("matplotlib", reason="to draw the benchmark plot on the controller"),
                          exception=MATPLOTLIB_ERROR)
     p = module.params
-    if not p["levels"]:
-        module.fail_json(msg="levels is empty: nothing to plot")
-    missing = [k for k in ("concurrency", "prompt_words", "output_tok_s", "decode_tok_s", "ttft_ms") if k not in p["levels"][0]]
-    if missing:
-        module.fail_json(msg="levels[0] lacks %s: give the 'level' of each serving_benchmark result" % ", ".join(missing))
-    if p["band"] is not None and len(p["band"]) != 2:
-        module.fail_json(msg="band must be [low, high], got %s" % p["band"])
-    png = draw(p["levels"], p["title"], p["band"])
+    try:
+        levels = plot_levels(p["levels"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if p["band"] is not None and (len(p["band"]) != 2 or p["band"][0] > p["band"][1]):
+        module.fail_json(msg="band must be [low, high] with low <= high, got %s" % p["band"])
+    directory = os.path.dirname(os.path.abspath(p["dest"]))
+    if not os.path.isdir(directory):
+        module.fail_json(msg="dest %s: its directory %s does not exist; create it first (ansible.builtin.file "
+                             "state=directory)" % (p["dest"], directory))
+    png = draw(levels, p["title"], p["band"])
     old = None
     if os.path.exists(p["dest"]):
         with open(p["dest"], "rb") as fh:

@@ -20,12 +20,14 @@ description:
     (seed 000, a load stopped at layer 57 for 30 minutes; seed 004, a graph capture
     spinning for 34 minutes). The failure names the process state (a stopped process
     shows C(T)) and quotes the last log lines.
-  - Reads the container through C(docker exec); changes nothing.
+  - Reads the container through C(docker exec), each look bounded by O(command_timeout)
+    (a hung Docker daemon fails the watch instead of hanging it); changes nothing.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes
   - sparkops.cluster.attributes.READ_ONLY
+  - sparkops.cluster.attributes.COMMAND_TIMEOUT
 options:
   container:
     description: Name of the engine container.
@@ -127,6 +129,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_module_tool
 
 # One `docker exec` per look: process state, container clock, log mtime, then the log.
 PROBE = ('pid=$(cat "$1" 2>/dev/null); s=exited; '
@@ -135,8 +138,8 @@ PROBE = ('pid=$(cat "$1" 2>/dev/null); s=exited; '
 
 
 def look(module, docker, p):
-    rc, out, err = module.run_command([docker, "exec", p["container"], "sh", "-c", PROBE, "probe",
-                                       p["pid_path"], p["log_path"]])
+    rc, out, err = run_module_tool(module, [docker, "exec", p["container"], "sh", "-c", PROBE, "probe",
+                                            p["pid_path"], p["log_path"]], p["command_timeout"], ok=None)
     if rc != 0:
         module.fail_json(msg="cannot read the engine container %s (docker exec rc=%d): %s"
                              % (p["container"], rc, (err or out).strip()), state="unknown", stage="unknown",
@@ -172,12 +175,12 @@ def main():
             poll=dict(type="float", default=3),
             known_failures=dict(type="list", elements="dict", default=[]),
             tail_lines=dict(type="int", default=40),
+            command_timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if p["wait"] < 1 or p["stall_timeout"] < 1 or p["poll"] <= 0:
-        module.fail_json(msg="wait, stall_timeout and poll must be positive")
+    require_positive(module, "timeout", "wait", "stall_timeout", "poll", "tail_lines", "command_timeout")
     try:
         failures = _enginelog.compile_failures(p["known_failures"])
     except _enginelog.FailurePatternError as exc:

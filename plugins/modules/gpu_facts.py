@@ -14,12 +14,16 @@ description:
   - On GB10 (DGX Spark) memory fields read C([N/A]) or C(Not Supported) because the
     GPU shares the system memory; they are returned as null and the module goes on.
     Read C(/proc/meminfo) (see M(sparkops.cluster.memory_reclaim)) for memory.
+  - When the query form lists no GPU while the table shows some (seen on a driver whose
+    NVML query fails), the GPUs are taken from the table, with the fields the table
+    lacks as null, and a warning says so.
   - The preflight compares RV(ansible_facts.sparkops_gpu.driver_version) across nodes.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes
   - sparkops.cluster.attributes.READ_ONLY
+  - sparkops.cluster.attributes.COMMAND_TIMEOUT
 options:
   required:
     description: Fail when C(nvidia-smi) is not installed; when false, report zero GPUs.
@@ -76,54 +80,34 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _nvsmi
-from ansible_collections.sparkops.cluster.plugins.module_utils._command import run_tool
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_tool
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
-FIELDS = ["index", "name", "uuid", "driver_version", "compute_cap", "memory.total", "memory.used",
-          "memory.free", "pci.bus_id"]
+FIELDS = _nvsmi.GPU_FIELDS
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(required=dict(type="bool", default=True)), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(required=dict(type="bool", default=True),
+                                              command_timeout=dict(type="int", default=30)),
+                           supports_check_mode=True)
+    require_positive(module, "command_timeout")
     smi = module.get_bin_path("nvidia-smi")
     if not smi:
         if module.params["required"]:
             module.fail_json(msg="nvidia-smi not found on this node: install the NVIDIA driver, "
                                  "or set required=false to report no GPUs")
-        module.exit_json(changed=False, ansible_facts={"sparkops_gpu": {
-            "count": 0, "driver_version": None, "cuda_version": None, "gpus": [], "processes": []}})
+        module.exit_json(changed=False, ansible_facts={"sparkops_gpu": _nvsmi.NO_GPU})
 
-    csv = run_tool(module, [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"])
-    table = run_tool(module, [smi])
+    limit = module.params["command_timeout"]
+    csv = run_tool(module, [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"], limit)
+    table = run_tool(module, [smi], limit)
     try:
-        rows = _nvsmi.parse_query_csv(csv, fields=FIELDS)
-        info = _nvsmi.parse_table(table)
-        gpus = []
-        for r in rows:
-            _nvsmi.compute_capability(r["compute_cap"])  # validates MAJOR.MINOR
-            gpus.append({
-                "index": int(r["index"]),
-                "name": r["name"],
-                "uuid": r["uuid"],
-                "compute_capability": r["compute_cap"],
-                "memory_total": r["memory.total"],
-                "memory_used": r["memory.used"],
-                "memory_free": r["memory.free"],
-                "unified_memory": r["memory.total"] is None,
-                "pci_bus_id": r["pci.bus_id"],
-            })
-    except (ToolOutputError, ValueError, TypeError) as exc:
+        facts, notes = _nvsmi.gpu_inventory(csv, table)
+    except (ToolOutputError, ValueError) as exc:
         module.fail_json(msg=str(exc), stdout=csv + table)
-    drivers = sorted({r["driver_version"] for r in rows})
-    if len(drivers) > 1:
-        module.fail_json(msg="GPUs of this node report different drivers: %s" % ", ".join(drivers))
-    module.exit_json(changed=False, ansible_facts={"sparkops_gpu": {
-        "count": len(gpus),
-        "driver_version": drivers[0] if drivers else info["driver_version"],
-        "cuda_version": info["cuda_version"],
-        "gpus": gpus,
-        "processes": info["processes"],
-    }})
+    for note in notes:
+        module.warn(note)
+    module.exit_json(changed=False, ansible_facts={"sparkops_gpu": facts})
 
 
 if __name__ == "__main__":

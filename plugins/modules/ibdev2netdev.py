@@ -24,6 +24,7 @@ author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes
   - sparkops.cluster.attributes.READ_ONLY
+  - sparkops.cluster.attributes.COMMAND_TIMEOUT
 options:
   verbose:
     description: Run C(ibdev2netdev -v) and also return PCI address, part, firmware and RDMA port state.
@@ -130,7 +131,7 @@ half_ports:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _rdma
-from ansible_collections.sparkops.cluster.plugins.module_utils._command import run_tool
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_tool
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 
@@ -143,14 +144,16 @@ def main():
             source=dict(type="str", choices=["auto", "tool", "sysfs"], default="auto"),
             require_up=dict(type="int", default=0),
             sysfs_root=dict(type="path", default="/sys"),
+            command_timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    require_positive(module, "command_timeout")
     tool = None if p["source"] == "sysfs" else module.get_bin_path("ibdev2netdev", required=p["source"] == "tool")
     if tool:
         argv = [tool] + (["-v"] if p["verbose"] else [])
-        out = run_tool(module, argv)
+        out = run_tool(module, argv, p["command_timeout"])
         try:
             ports = _rdma.parse_ibdev2netdev(out)
         except ToolOutputError as exc:

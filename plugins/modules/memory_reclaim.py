@@ -10,24 +10,29 @@ module: memory_reclaim
 short_description: Free page cache before a model load and detect memory held by nobody
 description:
   - On unified-memory nodes (GB10) the page cache competes with the model, and vLLM counts
-    reclaimable cache as used (KNOWN_FAILURES rows 10, 26). This module runs C(sync),
+    reclaimable cache as used (vllm#48140, sglang#1533). This module runs C(sync),
     writes O(drop_caches) to C(/proc/sys/vm/drop_caches) and optionally compacts
     memory, and reports C(/proc/meminfo) before and after with the bytes freed.
   - It drops caches only when the page cache exceeds O(min_cached_gb), so a second run
     right after the first changes nothing.
   - It also looks for memory that no process holds. On GB10 a container killed during a
-    load leaves its GPU memory allocated until a reboot (seed 004, about 33 GB per
-    failed launch). When MemTotal - MemAvailable minus what processes (RssAnon), GPU processes
+    load leaves its GPU memory allocated until a reboot (about 33 GB per failed launch
+    reported on two Sparks; vllm PR#45179). When MemTotal - MemAvailable minus what processes (RssAnon), GPU processes
     (C(nvidia-smi)) and the kernel's counters account for exceeds
     O(leak_threshold_gb), RV(reboot_required) is true with the figure and the reason,
     and the module fails when O(fail_on_leak) is set.
-  - Inside a container C(/proc/meminfo) is the host's while C(/proc) lists only the
-    container's processes, so the leak check is skipped there (O(leak_check=auto)).
-    A read-only C(/proc/sys) (containers) skips the drop with a warning.
+  - The leak check needs C(/proc) to list every process of the machine, because
+    C(/proc/meminfo) always counts the whole machine. With O(leak_check=auto) it runs
+    only when this process is in the machine's first PID namespace (C(/proc/self/ns/pid)
+    is C(pid:[4026531836])) and C(/proc) hides no process from it (C(hidepid) without
+    root); otherwise RV(reason) says why it was skipped. Marker files such as
+    C(/.dockerenv) decide nothing: a VM image can carry one and still see every process.
+  - A read-only C(/proc/sys) (containers) skips the drop with a warning.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes
+  - sparkops.cluster.attributes.COMMAND_TIMEOUT
 attributes:
   check_mode:
     support: full
@@ -48,11 +53,15 @@ options:
     type: float
     default: 1.0
   compact:
-    description: Also write 1 to C(/proc/sys/vm/compact_memory) (large contiguous allocations).
+    description:
+      - Also write 1 to C(/proc/sys/vm/compact_memory) right after the drop (large contiguous
+        allocations). Refused with O(drop_caches=0), where no drop runs.
     type: bool
     default: false
   leak_check:
-    description: Look for memory no process holds. C(auto) skips it inside containers.
+    description:
+      - Look for memory no process holds. C(auto) runs it when C(/proc) lists every process
+        of the machine (see above) and says why otherwise; C(always) runs it regardless.
     type: str
     choices: [auto, always, never]
     default: auto
@@ -140,6 +149,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _meminfo, _nvsmi
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_module_tool
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 GIB = 1024 ** 3
@@ -147,8 +157,9 @@ SETTLE_INTERVAL = 5
 
 
 def read(path):
-    with open(path) as fh:
-        return fh.read()
+    """A /proc file as text; a stray byte is replaced, never an error."""
+    with open(path, "rb") as fh:
+        return fh.read().decode("utf-8", "replace")
 
 
 def meminfo(module):
@@ -158,13 +169,21 @@ def meminfo(module):
         module.fail_json(msg="cannot read /proc/meminfo: %s" % exc)
 
 
-def in_container():
-    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
-        return True
+def leak_check_scope():
+    """(can run, why not): does /proc list every process of the machine?"""
     try:
-        return read("/proc/1/environ").find("container=") >= 0
+        pid_ns = os.readlink("/proc/self/ns/pid")
+    except OSError as exc:
+        return False, "leak check skipped: cannot read /proc/self/ns/pid (%s)" % exc
+    options = []
+    try:
+        for line in read("/proc/mounts").splitlines():
+            fields = line.split()
+            if len(fields) > 3 and fields[1] == "/proc":
+                options = fields[3].split(",")
     except OSError:
-        return False
+        pass
+    return _meminfo.leak_check_scope(pid_ns, options, os.geteuid())
 
 
 def process_rss():
@@ -182,8 +201,8 @@ def gpu_process_bytes(module):
     smi = module.get_bin_path("nvidia-smi")
     if not smi:
         return 0
-    rc, out, err = module.run_command([smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                                      environ_update={"LC_ALL": "C"})
+    rc, out, err = run_module_tool(module, [smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                   module.params["command_timeout"], ok=None)
     if rc != 0:
         module.warn("nvidia-smi --query-compute-apps failed (rc=%d): %s; GPU processes not counted" % (rc, err.strip()))
         return 0
@@ -209,12 +228,18 @@ def main():
             leak_threshold_gb=dict(type="float", default=8.0),
             fail_on_leak=dict(type="bool", default=False),
             settle_timeout=dict(type="int", default=0),
+            command_timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if p["min_cached_gb"] < 0 or p["leak_threshold_gb"] <= 0 or p["settle_timeout"] < 0:
-        module.fail_json(msg="min_cached_gb and settle_timeout must be >= 0 and leak_threshold_gb > 0")
+    require_positive(module, "leak_threshold_gb", "command_timeout")
+    for name in ("min_cached_gb", "settle_timeout"):
+        if p[name] < 0:
+            module.fail_json(msg="%s must be 0 or more, got %s" % (name, p[name]))
+    if p["compact"] and p["drop_caches"] == 0:
+        module.fail_json(msg="compact: true runs right after the cache drop, and drop_caches is 0 (no drop): "
+                             "set drop_caches to 1, 2 or 3, or compact to false")
 
     before_raw = meminfo(module)
     before = _meminfo.summary(before_raw)
@@ -242,11 +267,11 @@ def main():
         result.update(changed=True, dropped=True, after=after, freed=max(0, after["mem_free"] - before["mem_free"]))
 
     check = p["leak_check"]
+    can_check, why_not = (True, None) if check == "always" else leak_check_scope()
     if check == "never":
         result["reason"] = "leak check disabled (leak_check=never)"
-    elif check == "auto" and in_container():
-        result["reason"] = ("leak check skipped inside a container: /proc/meminfo is the host's and /proc lists "
-                            "only this container's processes (set leak_check=always to force it)")
+    elif not can_check:
+        result["reason"] = why_not + " (leak_check=always forces it)"
     else:
         started = time.monotonic()
         while True:

@@ -15,6 +15,9 @@ description:
   - The sparkops.cluster.model_sync role compares each node's manifest with the head's
     (filter sparkops.cluster.weights_diff), because a copy that kept the cache's links gave
     workers zero weights while it reported success (spark-vllm-docker PR #408).
+  - Only regular files are read. A named pipe, a socket or a device file is listed under
+    C(skipped) and never opened (a pipe would block the read forever), and a directory
+    reached again through a symlink loop is walked once.
   - Reads only.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
@@ -49,7 +52,10 @@ exists:
   returned: always
   type: bool
 manifest:
-  description: root, files ({relpath - size, sha256, link}), dangling ([{path, target}]), total_bytes, count.
+  description: >-
+    root, files ({relpath - size, sha256, link}), dangling ([{path, target}]), skipped ([{path, kind}]: named pipes,
+    sockets, devices and directories reached twice through a symlink loop, neither read nor listed as weights),
+    total_bytes, count.
   returned: always
   type: dict
   sample:
@@ -57,6 +63,7 @@ manifest:
     files:
       config.json: {size: 712, sha256: 3f1c0e, link: null}
     dangling: []
+    skipped: []
     total_bytes: 712
     count: 1
 """
@@ -83,7 +90,7 @@ def main():
             module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "
                                  "(e.g. hf download MODEL --local-dir %s) or fix the path" % (p["path"], p["path"]))
         module.exit_json(changed=False, exists=False, manifest={"root": p["path"], "files": {}, "dangling": [],
-                                                                "total_bytes": 0, "count": 0})
+                                                                "skipped": [], "total_bytes": 0, "count": 0})
     try:
         result = _sync.manifest(p["path"], checksum=p["checksum"])
     except OSError as exc:

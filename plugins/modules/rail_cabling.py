@@ -21,7 +21,8 @@ description:
   - Asks for as many answers as the peer has rails, so that on a switch where both ports
     of a peer answer (ARP flux) the right port is not missed.
   - All requests run at once; a run takes about O(timeout) seconds, twice when some
-    same-rail port does not answer.
+    same-rail port does not answer. Each C(arping) may run O(timeout) + O(command_timeout)
+    seconds before it is killed.
   - Sends ARP requests only; never reports C(changed).
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
@@ -30,6 +31,7 @@ requirements:
 extends_documentation_fragment:
   - sparkops.cluster.attributes
   - sparkops.cluster.attributes.READ_ONLY
+  - sparkops.cluster.attributes.COMMAND_TIMEOUT
 options:
   rails:
     description: The rails of this node. Their MAC addresses are read from sysfs.
@@ -122,14 +124,34 @@ probes:
   sample: 6
 """
 
+import ipaddress
 import os
+import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _cabling
+from ansible_collections.sparkops.cluster.plugins.module_utils import _cabling, _command
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def bad_peer_fields(peers):
+    """Every peer rail whose mac or address is not one, named (before any probe)."""
+    out = []
+    for peer in peers:
+        for rail in peer["rails"]:
+            where = "peers: %s rail %s" % (peer["host"], rail["name"])
+            if not MAC.match(rail["mac"].strip().lower()):
+                out.append("%s: mac %r is not a MAC address (six hex pairs separated by colons, e.g. 4c:bb:47:2c:10:71)"
+                           % (where, rail["mac"]))
+            try:
+                ipaddress.IPv4Address(rail["address"])
+            except ValueError:
+                out.append("%s: address %r is not an IPv4 address" % (where, rail["address"]))
+    return out
 
 
 def _read_mac(root, netdev):
@@ -154,12 +176,15 @@ def main():
             timeout=dict(type="int", default=1),
             fail_on_miscabling=dict(type="bool", default=True),
             sysfs_root=dict(type="path", default="/sys"),
+            command_timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if p["timeout"] < 1:
-        module.fail_json(msg="timeout must be at least 1 second (got %d)" % p["timeout"])
+    _command.require_positive(module, "timeout", "command_timeout")
+    problems = bad_peer_fields(p["peers"])
+    if problems:
+        module.fail_json(msg="; ".join(problems))
     rails = []
     for rail in p["rails"]:
         mac = _read_mac(p["sysfs_root"], rail["netdev"])
@@ -172,14 +197,17 @@ def main():
         module.fail_json(msg="peers: %s" % exc)
 
     arping = module.get_bin_path("arping")
-    version = module.run_command([arping, "-V"])[1] if arping else ""
+    version = "".join(_command.run_module_tool(module, [arping, "-V"], p["command_timeout"], ok=None)[1:]) if arping else ""
     if "iputils" not in version:
         module.fail_json(msg="iputils arping is needed (%s): install the package iputils-arping"
                          % ("found %s, which is another arping" % arping if arping else "no arping on the PATH"))
 
-    def run(probe):
+    def probe_one(probe):
         argv = [arping, "-c", str(probe["count"]), "-w", str(p["timeout"]), "-I", probe["netdev"], probe["address"]]
-        rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})  # a copy of the environment per call
+        try:  # arping waits `timeout` seconds itself; the bound gives it command_timeout more
+            rc, out, err = _command.run(argv, p["timeout"] + p["command_timeout"])
+        except (_command.CommandTimeout, OSError) as exc:
+            return probe, None, str(exc)
         if rc not in (0, 1):  # 1: fewer answers than asked for
             return probe, None, "%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip())
         try:
@@ -188,10 +216,11 @@ def main():
             return probe, None, str(exc)
 
     seen, count = {}, 0
+    _command.guard()  # the probes run in threads: a stopped module still kills them
     with ThreadPoolExecutor(max_workers=16) as pool:
         while plan:
             count += len(plan)
-            for probe, parsed, error in pool.map(run, plan):
+            for probe, parsed, error in pool.map(probe_one, plan):
                 if error:
                     module.fail_json(msg=error)
                 seen[(probe["netdev"], probe["address"])] = parsed["macs"]

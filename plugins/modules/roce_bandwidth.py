@@ -12,7 +12,7 @@ description:
   - Runs perftest's C(ib_write_bw) on one or more rails at once, as the server side
     (O(role=server)) on one node and as the client side (O(role=client)) on the
     other. Rails run in parallel, so two rails give the two-rail aggregate of one
-    200G ConnectX-7 port (seed 003 saw about 106 Gb/s per rail, 212 aggregate).
+    200G ConnectX-7 port (about 106 Gb/s per rail and 212 aggregate are reported on DGX Spark).
   - Returns per rail the average and peak Gb/s and the message rate, the aggregate,
     and the share of the link's line rate, and fails below O(min_gbps) or
     O(min_aggregate_gbps).
@@ -88,11 +88,14 @@ options:
     type: float
     default: 200
   timeout:
-    description: Server side, seconds to wait for the client and the run to end before killing C(ib_write_bw).
+    description:
+      - Seconds this side may run in all before its C(ib_write_bw) process group is killed and
+        the rail fails, naming what it last printed. Must be above 0.
+      - Default, 120 on the server side (it waits for its client), and O(duration) +
+        O(connect_timeout) + 30 on the client side.
     type: int
-    default: 120
   connect_timeout:
-    description: Client side, seconds to keep retrying a refused connection.
+    description: Client side, seconds to keep retrying a refused connection. Must be above 0.
     type: int
     default: 30
 """
@@ -129,7 +132,11 @@ rails:
     name: {description: "Rail label.", type: str, returned: always, sample: rail1}
     device: {description: "RDMA device.", type: str, returned: always, sample: rocep1s0f1}
     average_gbps: {description: "Average bandwidth in Gb/s.", type: float, returned: always, sample: 106.1}
-    peak_gbps: {description: "Peak bandwidth in Gb/s.", type: float, returned: always, sample: 106.4}
+    peak_gbps:
+      description: Peak bandwidth in Gb/s, or null where perftest did not measure it (it never does with C(-D), which this module passes).
+      type: float
+      returned: always
+      sample: null
     msg_rate_mpps: {description: "Message rate in millions of messages per second.", type: float, returned: always, sample: 0.0016}
     line_rate_share: {description: "average_gbps / line_rate_gbps.", type: float, returned: always, sample: 0.53}
     command: {description: "The ib_write_bw command line.", type: list, elements: str, returned: always}
@@ -161,25 +168,52 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _perftest
+from ansible_collections.sparkops.cluster.plugins.module_utils import _command, _perftest
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
-TIMED_OUT = 124  # coreutils timeout(1) exit code
 
-
-def run_side(module, argv, limit, retry_refused_for, results, index):
-    """Run one rail's ib_write_bw under timeout(1) (SIGTERM, SIGKILL 5 s later, so no
-    process outlives the limit); the client retries a refused connection for a while."""
-    deadline = time.monotonic() + retry_refused_for
+def run_side(argv, limit, retry_refused_for, results, index):
+    """Run one rail's ib_write_bw for at most `limit` seconds in all (its process group
+    killed past it, so no process outlives the limit); the client retries a refused
+    connection for a while. results[index] = (rc, output, timed_out)."""
+    started = time.monotonic()
+    deadline = started + retry_refused_for
+    out = ""
     while True:
-        rc, out, err = module.run_command(["timeout", "-k", "5", str(limit)] + argv, environ_update={"LC_ALL": "C"})
-        out = (out or "") + (err or "")
+        left = limit - (time.monotonic() - started)
+        if left <= 0:
+            results[index] = (None, out, True)
+            return
+        try:
+            rc, stdout, stderr = _command.run(argv, left)
+        except _command.CommandTimeout as exc:
+            results[index] = (None, exc.output, True)
+            return
+        except OSError as exc:
+            results[index] = (None, "cannot run %s: %s" % (argv[0], exc), False)
+            return
+        out = stdout + stderr
         failure = _perftest.diagnose(out) if rc != 0 else None
         if failure and failure["cause"] == "connection refused" and time.monotonic() < deadline:
             time.sleep(1)
             continue
-        results[index] = (rc, out, rc in (TIMED_OUT, 128 + 9))
+        results[index] = (rc, out, False)
         return
+
+
+def timeout_reason(role, rail, out):
+    """Why a side ran past its limit, from what it printed."""
+    if role == "server":
+        if not out.strip() or _perftest.is_waiting(out) and "remote address" not in out:
+            return "no client connected (start the client side; check its server_address and port)"
+        if "remote address" in out:
+            return "a client connected but the run did not finish; last line: %s" % _command.last_line(out)
+        return "the run did not finish; last line: %s" % _command.last_line(out)
+    if not out.strip():
+        return "no answer from the server at %s:%d (is the server side started, and the rail cabled?)" % (
+            rail["server_address"], rail["port"])
+    return "connected to %s:%d but the run did not finish; last line: %s" % (
+        rail["server_address"], rail["port"], _command.last_line(out))
 
 
 def main():
@@ -201,7 +235,7 @@ def main():
             min_gbps=dict(type="float"),
             min_aggregate_gbps=dict(type="float"),
             line_rate_gbps=dict(type="float", default=200),
-            timeout=dict(type="int", default=120),
+            timeout=dict(type="int"),
             connect_timeout=dict(type="int", default=30),
         ),
         supports_check_mode=True,
@@ -217,10 +251,8 @@ def main():
         if missing:
             module.fail_json(msg="rails: server_address is required on the client side (missing for %s)"
                                  % ", ".join(missing))
-    if p["duration"] < 1 or p["qps"] < 1 or p["size"] < 1:
-        module.fail_json(msg="duration, qps and size must be positive")
+    _command.require_positive(module, "duration", "qps", "size", "timeout", "connect_timeout")
     tool = module.get_bin_path("ib_write_bw", required=True)
-    module.get_bin_path("timeout", required=True)
 
     argvs = []
     for r in p["rails"]:
@@ -231,9 +263,10 @@ def main():
         argvs.append(argv)
 
     server = p["role"] == "server"
-    limit = p["timeout"] if server else p["duration"] + p["connect_timeout"] + 30
+    limit = p["timeout"] or (120 if server else p["duration"] + p["connect_timeout"] + 30)
     outcomes = [None] * len(argvs)
-    threads = [threading.Thread(target=run_side, args=(module, argv, limit, 0 if server else p["connect_timeout"], outcomes, i))
+    _command.guard()  # the sides run in threads: a stopped module still kills them
+    threads = [threading.Thread(target=run_side, args=(argv, limit, 0 if server else p["connect_timeout"], outcomes, i))
                for i, argv in enumerate(argvs)]
     for t in threads:
         t.start()
@@ -243,10 +276,8 @@ def main():
     rails, errors = [], []
     for r, argv, (rc, out, timed_out) in zip(p["rails"], argvs, outcomes):
         if timed_out:
-            errors.append("rail %s (%s, %s side on port %d): timed out after %ds: %s" % (
-                r["name"], r["device"], p["role"], r["port"], limit,
-                "no client connected (start the client side; check its server_address and port)"
-                if _perftest.is_waiting(out) or not out.strip() else "the run did not finish"))
+            errors.append("rail %s (%s, %s side on port %d): timed out after %ds (killed): %s" % (
+                r["name"], r["device"], p["role"], r["port"], limit, timeout_reason(p["role"], r, out)))
             continue
         try:
             measured = _perftest.parse_bw(out)

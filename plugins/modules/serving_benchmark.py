@@ -49,7 +49,10 @@ options:
     type: int
     default: 512
   requests:
-    description: Requests sent at this level; defaults to twice O(concurrency), at least 4.
+    description:
+      - Requests sent at this level; defaults to twice O(concurrency), at least 4.
+      - Fewer requests than O(concurrency) run at concurrency O(requests); the level then
+        reports that concurrency, with C(concurrency_requested) beside it and a warning.
     type: int
   max_tokens:
     description: Tokens generated per request.
@@ -60,7 +63,10 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds one request may take; a request over it counts as an error (a hung decode).
+    description:
+      - Seconds one request may take in all, from sending it to the end of its stream; a request
+        over it counts as an error (a hung decode). Keep-alive comments on the stream do not
+        extend it, and a silent connection is dropped after this long too.
     type: int
     default: 600
   api_key:
@@ -85,7 +91,8 @@ level:
   returned: success
   type: dict
   contains:
-    concurrency: {description: Requests in flight at once., type: int, returned: always}
+    concurrency: {description: Requests in flight at once (at most O(requests))., type: int, returned: always}
+    concurrency_requested: {description: O(concurrency) when more than O(requests)., type: int, returned: when capped}
     prompt_words: {description: Requested prompt length in words., type: int, returned: always}
     prompt_tokens: {description: Mean prompt tokens the server counted., type: float, returned: always}
     requests: {description: Requests sent., type: int, returned: always}
@@ -147,12 +154,12 @@ def one_request(p, body):
     try:
         with open_url(p["url"].rstrip("/") + "/v1/chat/completions", data=json.dumps(body).encode(), headers=headers,
                       method="POST", timeout=p["timeout"]) as resp:
-            for payload in _bench.sse_payloads(resp):
+            for payload in _bench.sse_payloads(resp, deadline=started + p["timeout"]):
                 if _bench.carries_token(payload):
                     token_times.append(time.monotonic())
                 usage = payload.get("usage") or usage
-                if time.monotonic() - started > p["timeout"]:
-                    return _bench.record(started, token_times, usage, "no answer within %ds" % p["timeout"])
+    except _bench.StreamDeadline:
+        return _bench.record(started, token_times, usage, "the answer did not end within %ds" % p["timeout"])
     except HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")[:200]
         return _bench.record(started, token_times, usage, "HTTP %d: %s" % (exc.code, detail))
@@ -183,6 +190,8 @@ def main():
     total = p["requests"] if p["requests"] is not None else max(4, 2 * p["concurrency"])
     if total < 1:
         module.fail_json(msg="requests must be 1 or more, got %d" % total)
+    # fewer requests than concurrency never reach it: the level is measured at what runs
+    concurrency = min(p["concurrency"], total)
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, msg="check mode: no request sent")
 
@@ -192,9 +201,13 @@ def main():
     if p["ignore_eos"]:
         body["ignore_eos"] = True
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=p["concurrency"]) as pool:
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
         records = list(pool.map(lambda i: one_request(p, body), range(total)))
-    level = _bench.summarize(records, time.monotonic() - started, p["concurrency"], p["prompt_words"])
+    level = _bench.summarize(records, time.monotonic() - started, concurrency, p["prompt_words"])
+    if concurrency != p["concurrency"]:
+        level["concurrency_requested"] = p["concurrency"]
+        module.warn("requests %d is below concurrency %d: the level ran at concurrency %d"
+                    % (total, p["concurrency"], concurrency))
     module.exit_json(changed=False, level=level)
 
 

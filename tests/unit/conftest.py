@@ -66,3 +66,19 @@ def run_module(monkeypatch):
         raise AssertionError("module returned without exit_json/fail_json")
 
     return run
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    """Serve the modules' bounded commands (module_utils/_command.run) from a table
+    {argv tuple: (rc, out, err)}; record the calls. Every call must carry a time limit."""
+    from ansible_collections.sparkops.cluster.plugins.module_utils import _command
+    table, calls = {}, []
+
+    def run(argv, timeout, env=None, stdin=None):
+        assert timeout and timeout > 0, "every command runs with a bound"
+        calls.append(list(argv))
+        return table[tuple(argv)]
+
+    monkeypatch.setattr(_command, "run", run)
+    return table, calls

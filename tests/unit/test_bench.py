@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
@@ -135,3 +137,69 @@ def test_benchmark_plot_writes_a_png_once_and_not_in_check_mode(run_module, tmp_
     assert not failed and r["changed"] is False
     failed, r = run_module(benchmark_plot, {"levels": [{"concurrency": 1}], "dest": str(dest)})
     assert failed and "levels[0] lacks prompt_words" in r["msg"]
+
+
+def _levels():
+    payloads = list(_bench.sse_payloads(fixture(STREAM).splitlines()))
+    times = [0.05 + 0.004 * i for i in range(sum(_bench.carries_token(p) for p in payloads))]
+    rec = _bench.record(0.0, times, payloads[-1]["usage"])
+    return [_bench.summarize([rec] * c, 0.1 * c, c, 16) for c in (1, 2, 4)]
+
+
+def test_benchmark_plot_checks_every_level_not_only_the_first(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import benchmark_plot
+    levels = _levels()
+    del levels[1]["prompt_words"]
+    failed, r = run_module(benchmark_plot, {"levels": levels, "dest": str(tmp_path / "b.png")})
+    assert failed and r["msg"] == "levels[1] lacks prompt_words: give the 'level' of each serving_benchmark result"
+
+
+def test_benchmark_plot_numbers_given_as_text(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import benchmark_plot
+    levels = _levels()
+    levels[2]["concurrency"] = "4"  # a templated value arrives as text: still a number
+    failed, r = run_module(benchmark_plot, {"levels": levels, "dest": str(tmp_path / "b.png")})
+    assert not failed and r["changed"]
+    levels[2]["concurrency"] = "four"
+    failed, r = run_module(benchmark_plot, {"levels": levels, "dest": str(tmp_path / "c.png")})
+    assert failed and r["msg"] == "levels[2].concurrency must be a whole number of at least 1, got 'four'"
+
+
+def test_benchmark_plot_missing_directory_is_named(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import benchmark_plot
+    failed, r = run_module(benchmark_plot, {"levels": _levels(), "dest": str(tmp_path / "nowhere" / "b.png")})
+    assert failed and r["msg"].startswith("dest %s: its directory %s does not exist; create it first" % (
+        tmp_path / "nowhere" / "b.png", tmp_path / "nowhere"))
+
+
+def test_serving_benchmark_fewer_requests_than_concurrency_reports_what_ran(run_module, monkeypatch):
+    from ansible_collections.sparkops.cluster.plugins.modules import serving_benchmark
+    payloads = list(_bench.sse_payloads(fixture(STREAM).splitlines()))
+    rec = _bench.record(0.0, [0.05 + 0.004 * i for i in range(8)], payloads[-1]["usage"])
+    in_flight, most = [0], [0]
+
+    def one_request(p, body):  # the request itself is tested on a real stream above
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)
+        in_flight[0] -= 1
+        return rec
+
+    monkeypatch.setattr(serving_benchmark, "one_request", one_request)
+    failed, r = run_module(serving_benchmark, {"url": "http://127.0.0.1:1", "model": "m", "concurrency": 8,
+                                               "requests": 3})
+    assert not failed and most[0] <= 3
+    assert r["level"]["concurrency"] == 3 and r["level"]["concurrency_requested"] == 8 and r["level"]["requests"] == 3
+
+
+def test_stream_deadline_counts_keepalive_lines():
+    clock = [0.0]
+
+    def lines():
+        while True:
+            clock[0] += 1.0
+            yield b": keep-alive"
+
+    with pytest.raises(_bench.StreamDeadline):
+        list(_bench.sse_payloads(lines(), deadline=5.0, clock=lambda: clock[0]))
+    assert clock[0] == 6.0

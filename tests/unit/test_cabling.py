@@ -123,18 +123,13 @@ def test_the_node_crossed_with_every_peer_is_the_swapped_one():
 
 
 @pytest.fixture
-def module_env(monkeypatch, tmp_path):
+def module_env(monkeypatch, tmp_path, commands):
     """sysfs with this node's two rails, arping served from captured output by argv."""
     for netdev, mac in (("br0", "02:00:00:00:00:10"), ("br1", "02:00:00:00:00:11")):
         (tmp_path / "class" / "net" / netdev).mkdir(parents=True)
         (tmp_path / "class" / "net" / netdev / "address").write_text(mac + "\n")
-    table, calls = {("/usr/sbin/arping", "-V"): (0, "arping from iputils 20221126\n", "")}, []
-
-    def run_command(self, args, **kwargs):
-        calls.append(list(args))
-        return table[tuple(args)]
-
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    table, calls = commands
+    table[("/usr/sbin/arping", "-V")] = (0, "arping from iputils 20221126\n", "")
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: "/usr/sbin/" + name)
     return tmp_path, table, calls
 

@@ -47,3 +47,26 @@ def test_bad_meminfo(text, needle):
     with pytest.raises(ToolOutputError) as err:
         _meminfo.parse_meminfo(text)
     assert needle in str(err.value)
+
+
+def test_a_line_cut_before_its_unit_is_named_not_read_as_bytes():
+    text = fixture("proc_meminfo_debian12_x86_24g_3g_held.txt").replace("MemAvailable:   20673356 kB", "MemAvailable:   20673356")
+    with pytest.raises(ToolOutputError, match="MemAvailable has no kB unit"):
+        _meminfo.parse_meminfo(text)
+
+
+def test_hugepage_counts_need_no_unit():
+    mem = _meminfo.parse_meminfo(fixture("proc_meminfo_debian12_x86_24g_3g_held.txt"))
+    assert mem["HugePages_Total"] == 0 and mem["Hugepagesize"] == 2048 * 1024
+
+
+@pytest.mark.parametrize("pid_ns, options, euid, runs, says", [
+    ("pid:[4026531836]", ["rw", "relatime"], 0, True, None),
+    ("pid:[4026531836]", ["rw", "hidepid=2"], 0, True, None),
+    ("pid:[4026531836]", ["rw", "hidepid=invisible"], 1000, False, "mounted with hidepid=invisible"),
+    # a container: its own PID namespace, whatever marker files it carries
+    ("pid:[4026532451]", ["rw"], 0, False, "its own PID namespace (pid:[4026532451], the machine's is pid:[4026531836])"),
+])
+def test_leak_check_runs_only_where_proc_lists_every_process(pid_ns, options, euid, runs, says):
+    ok, why = _meminfo.leak_check_scope(pid_ns, options, euid)
+    assert ok is runs and (why is None if runs else says in why)

@@ -12,19 +12,6 @@ GIB = 1024 ** 3
 
 
 @pytest.fixture
-def commands(monkeypatch):
-    """Serve run_command from a table {argv tuple: (rc, out, err)}; record the calls."""
-    table, calls = {}, []
-
-    def run_command(self, args, **kwargs):
-        calls.append(list(args))
-        return table[tuple(args)]
-
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    return table, calls
-
-
-@pytest.fixture
 def binaries(monkeypatch):
     present = {}
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
@@ -118,7 +105,7 @@ def fake_proc(monkeypatch):
     monkeypatch.setattr(memory_reclaim, "read", lambda path: files[path])
     real_listdir = memory_reclaim.os.listdir
     monkeypatch.setattr(memory_reclaim.os, "listdir", lambda p: ["4242", "self", "meminfo"] if p == "/proc" else real_listdir(p))
-    monkeypatch.setattr(memory_reclaim, "in_container", lambda: False)
+    monkeypatch.setattr(memory_reclaim, "leak_check_scope", lambda: (True, None))
     return files
 
 
@@ -152,10 +139,12 @@ def test_memory_reclaim_process_accounted_no_leak(run_module, binaries, fake_pro
     assert r["leak"]["process_rss"] == 3153064 * 1024
 
 
-def test_memory_reclaim_skips_leak_check_in_container(run_module, binaries, fake_proc, monkeypatch):
-    monkeypatch.setattr(memory_reclaim, "in_container", lambda: True)
+def test_memory_reclaim_skips_leak_check_outside_the_machines_pid_namespace(run_module, binaries, fake_proc, monkeypatch):
+    monkeypatch.setattr(memory_reclaim, "leak_check_scope", lambda: memory_reclaim._meminfo.leak_check_scope(
+        "pid:[4026532451]", ["rw", "nosuid"], 0))
     failed, r = run_module(memory_reclaim, {"drop_caches": 0})
-    assert not failed and r["leak"] is None and "inside a container" in r["reason"]
+    assert not failed and r["leak"] is None and "its own PID namespace (pid:[4026532451]" in r["reason"]
+    assert "leak_check=always forces it" in r["reason"]
 
 
 def test_memory_reclaim_settle_waits_for_release(run_module, binaries, fake_proc, monkeypatch):
@@ -186,3 +175,36 @@ def test_memory_reclaim_settle_gives_up_and_reports(run_module, binaries, fake_p
     monkeypatch.setattr(memory_reclaim.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "settle_timeout": 12})
     assert not failed and r["reboot_required"] is True and clock[0] == 10 and "reboot" not in r.get("msg", "")
+
+
+def test_gpu_facts_takes_the_table_when_the_query_lists_no_gpu(run_module, commands, binaries):
+    table = commands[0]
+    binaries["nvidia-smi"] = "/usr/bin/nvidia-smi"
+    table[GPU_ARGV] = (0, "", "")
+    table[("/usr/bin/nvidia-smi",)] = (0, fixture("nvidia_smi_gb10_dgxspark_processes.txt"), "")
+    failed, r = run_module(gpu_facts, {})
+    g = r["ansible_facts"]["sparkops_gpu"]
+    assert not failed and g["count"] == 1 and g["gpus"][0]["name"] == "NVIDIA GB10" and g["gpus"][0]["uuid"] is None
+    assert g["driver_version"] == "580.95.05"
+
+
+@pytest.mark.parametrize("name", ["command_timeout"])
+def test_gpu_facts_refuses_no_limit(run_module, commands, binaries, name):
+    binaries["nvidia-smi"] = "/usr/bin/nvidia-smi"
+    failed, r = run_module(gpu_facts, {name: 0})
+    assert failed and r["msg"].startswith("command_timeout must be above 0, got 0") and commands[1] == []
+
+
+def test_memory_reclaim_refuses_compact_without_a_drop(run_module, binaries, fake_proc):
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "compact": True})
+    assert failed and r["msg"].startswith("compact: true runs right after the cache drop, and drop_caches is 0")
+
+
+def test_memory_reclaim_meminfo_with_a_stray_byte_is_named(run_module, binaries, tmp_path, monkeypatch):
+    broken = tmp_path / "meminfo"
+    broken.write_bytes(fixture("proc_meminfo_debian12_x86_24g_3g_held.txt").encode().replace(b"MemFree:", b"MemFr\xe9e:"))
+    real_read = memory_reclaim.read
+    monkeypatch.setattr(memory_reclaim, "read", lambda path: real_read(str(broken) if path == "/proc/meminfo" else path))
+    failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_check": "never"})
+    assert failed and r["msg"].startswith("cannot read /proc/meminfo: cannot parse /proc/meminfo output at line 2: "
+                                          "'MemFr\ufffde:")

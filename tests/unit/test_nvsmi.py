@@ -29,13 +29,6 @@ def test_noheader_csv_with_fields():
     assert _nvsmi.compute_capability(rows[0]["compute_cap"]) == (12, 0)
 
 
-def test_driver_mismatch_seed_000():
-    versions = {"spark1": "580.95.05", "spark2": "580.142", "spark3": "580.142", "spark4": "580.142"}
-    assert _nvsmi.driver_mismatch(versions) == {"580.142": ["spark2", "spark3", "spark4"],
-                                                "580.95.05": ["spark1"]}
-    assert _nvsmi.driver_mismatch({"a": "580.142", "b": "580.142"}) is None
-
-
 @pytest.mark.parametrize("text", ["", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."])
 def test_table_without_header(text):
     with pytest.raises(ToolOutputError, match="no 'NVIDIA-SMI"):

@@ -65,3 +65,16 @@ def test_command_line():
     assert _perftest.command("rocep1s0f1", 18515, 8388608, 4, 10, server="192.168.100.10", rdma_cm=True) == [
         "ib_write_bw", "-d", "rocep1s0f1", "-i", "1", "-p", "18515", "-s", "8388608", "-q", "4", "-D", "10",
         "--report_gbits", "-F", "-R", "192.168.100.10"]
+
+
+def test_duration_mode_peak_is_not_measured_and_a_notice_before_the_row_is_skipped():
+    # perftest's duration mode (-D, which roce_bandwidth always passes) prints 0.00 for the
+    # peak it did not measure; that is null, not a peak of 0 Gb/s
+    r = _perftest.parse_bw(fixture("ib_write_bw_mlx5_duration_bidirectional_no_peak.txt"))
+    assert r["peak_gbps"] is None and r["average_gbps"] == 98.02 and r["iterations"] == 560845
+
+
+def test_a_corrupt_row_is_still_named():
+    text = fixture("ib_write_bw_gb10_report_gbits_q4_rdma_cm_summary.txt").replace("65536      20000", "65536 20x00")
+    with pytest.raises(ToolOutputError, match="expected a result row after the header"):
+        _perftest.parse_bw(text)
