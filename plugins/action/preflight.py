@@ -119,7 +119,13 @@ class ActionModule(ActionBase):
         }
         result.update(changed=False, plan=plan, recipe=recipe, refusals=[dict(r) for r in refusals],
                       warnings=_planner.recipe_warnings(recipe, hw))
-        if refusals:
+        if refusals and stage == "dynamic" and self._play_context.check_mode:
+            # check mode changed nothing: the facts are the nodes' before host setup, which a real
+            # run changes first (MTU, addresses); say what a run would refuse now, do not stop
+            result["warnings"] = result["warnings"] + [
+                "check mode: judged on the nodes as they are now, before host setup's changes; a real run "
+                "would refuse if these remain: %s" % "; ".join(str(r) for r in refusals)]
+        elif refusals:
             result.update(failed=True, msg="preflight (%s) refused the plan for %s:\n- %s" % (
                 stage, recipe["name"], "\n- ".join(str(r) for r in refusals)))
         return result

@@ -4,51 +4,12 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: bandwidth_rails
-short_description: The rails argument of roce_bandwidth for one node
-description:
-  - From a node's inventory variables (C(sparkops_rails), C(sparkops_node_index) or
-    C(sparkops_rail_addresses)), gives the C(rails) list of
-    M(sparkops.cluster.roce_bandwidth); with O(peer), the client side against that peer.
-version_added: 0.1.0
-author: sparkops.cluster developers (@sparkops)
-positional: host
-options:
-  _input:
-    description: C(hostvars).
-    type: dict
-    required: true
-  host:
-    description: The node.
-    type: str
-    required: true
-  peer:
-    description: The server node, for the client side.
-    type: str
-  base_port:
-    description: TCP port of the first rail; each next rail takes the next port.
-    type: int
-    default: 18515
-"""
-
-EXAMPLES = r"""
-- name: Client side against the next node
-  sparkops.cluster.roce_bandwidth:
-    role: client
-    rails: "{{ hostvars | sparkops.cluster.bandwidth_rails(inventory_hostname, peer='spark-beta') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: List of {name, device, port} (and server_address on the client side).
-  type: list
-  elements: dict
-"""
+# Each filter's documentation is in the .yml file of its name beside this one (a
+# DOCUMENTATION here would be shown for all four).
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, bandwidth_rails
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, bandwidth_rails, rail_state
 from ansible_collections.sparkops.cluster.plugins.module_utils._planner import check_rails
 
 
@@ -86,6 +47,13 @@ def _rail_peers(hostvars, host, hosts):
     return out
 
 
+def _rail_state(facts, host, rails):
+    """This node's rails as its network facts show them, and what is wrong with each."""
+    if not isinstance(facts, dict):
+        raise AnsibleFilterError("rail_state: give the node's ansible_facts (gather_subset network), got %r" % (facts,))
+    return rail_state(host, rails, facts)
+
+
 def _rail_refusals(hostvars, hosts):
     """Every refusal of the rail variables of these hosts, as text (empty when sound)."""
     return [str(r) for r in check_rails(list(hosts), hostvars)[1]]
@@ -94,4 +62,4 @@ def _rail_refusals(hostvars, hosts):
 class FilterModule:
     def filters(self):
         return {"bandwidth_rails": _bandwidth_rails, "rail_plan": _rail_plan, "rail_refusals": _rail_refusals,
-                "rail_peers": _rail_peers}
+                "rail_peers": _rail_peers, "rail_state": _rail_state}

@@ -8,16 +8,35 @@ from __future__ import annotations
 import ipaddress
 
 
+DEFAULT_MTU = 9000
+MTU_RANGE = (1280, 9216)  # IPv6's minimum; the largest frame ConnectX-7 and common switches take
+
+
 class FabricError(ValueError):
     """A rail variable is missing or wrong; the message names the host and the variable."""
 
 
+def rail_mtu(host, hv):
+    """sparkops_rail_mtu of a host as an int (9000 when unset); a number written as text is
+    read as the number."""
+    raw = hv.get("sparkops_rail_mtu", DEFAULT_MTU)
+    try:
+        mtu = None if isinstance(raw, bool) else int(str(raw).strip())
+    except ValueError:
+        mtu = None
+    if mtu is None or not MTU_RANGE[0] <= mtu <= MTU_RANGE[1]:
+        raise FabricError("%s: sparkops_rail_mtu must be a whole number of bytes between %d and %d (9000 for RoCE "
+                          "jumbo frames), got %r" % (host, MTU_RANGE[0], MTU_RANGE[1], raw))
+    return mtu
+
+
 def rail_plan(host, hv):
-    """Rails of one host with their addresses.
+    """Rails of one host with their addresses and MTU.
 
     From sparkops_rail_addresses.<rail> when given, else subnet + sparkops_rail_host_offset
-    (default 10) + sparkops_node_index.
+    (default 10) + sparkops_node_index; the MTU is sparkops_rail_mtu (default 9000).
     """
+    mtu = rail_mtu(host, hv)
     rails = hv.get("sparkops_rails")
     if not isinstance(rails, list) or not rails:
         raise FabricError("%s: sparkops_rails must be a non-empty list of {name, netdev, rdma_device, subnet}" % host)
@@ -39,8 +58,59 @@ def rail_plan(host, hv):
             except (ValueError, IndexError) as exc:
                 raise FabricError("%s: rail %s: cannot compute an address from subnet %s, offset %s, index %s: %s"
                                   % (host, rail["name"], rail["subnet"], offset, index, exc))
-        out.append(dict(rail, address=address))
+        out.append(dict(rail, address=address, mtu=mtu))
     return out
+
+
+def _addresses(iface):
+    ipv4 = iface.get("ipv4")
+    found = [ipv4.get("address")] if isinstance(ipv4, dict) and ipv4.get("address") else []
+    return found + [a.get("address") for a in iface.get("ipv4_secondaries") or [] if isinstance(a, dict) and a.get("address")]
+
+
+def rail_state(host, rails, facts):
+    """Each rail of a node as the node's network facts show it now, and what is wrong.
+
+    rails: rail_plan() entries; facts: the node's ansible_facts (network subset), or the
+    ansible_facts of a registered setup result (keys prefixed ansible_). A rail
+    may be missing, down, at another MTU, or without its address (no IPv4 at all while
+    networkd is still configuring it): each is a normal state of a real node and is
+    named with the fix, never an error. Returns {rails: [...], problems: [...],
+    differs: whether applying the netplan file would change something}.
+    """
+    def fact(key):  # ansible_facts keys, or a registered setup result's (ansible_ prefixed)
+        return facts.get(key, facts.get("ansible_" + key))
+
+    interfaces = fact("interfaces") or []
+    out, differs = [], False
+    for rail in rails:
+        iface = fact(rail["netdev"].replace("-", "_").replace(".", "_"))
+        where = "%s: rail %s (%s)" % (host, rail["name"], rail["netdev"])
+        want = "%s/%s" % (rail["address"], rail["subnet"].split("/")[-1]) if rail.get("subnet") else rail["address"]
+        state = dict(name=rail["name"], netdev=rail["netdev"], present=False, up=False, mtu=None, addresses=[],
+                     problems=[])
+        out.append(state)
+        if rail["netdev"] not in interfaces or not isinstance(iface, dict):
+            state["problems"].append("%s is not an interface of this node (it has %s): fix sparkops_rails, or check "
+                                     "the ConnectX driver (ip link)" % (where, ", ".join(sorted(interfaces)) or "none"))
+            differs = True
+            continue
+        state.update(present=True, up=bool(iface.get("active")), mtu=iface.get("mtu"), addresses=_addresses(iface))
+        if not state["up"]:
+            state["problems"].append("%s is down (no carrier): check its cable, the same port on both nodes, and "
+                                     "`ip link show %s`" % (where, rail["netdev"]))
+        if state["mtu"] != rail["mtu"]:
+            differs = True
+            state["problems"].append("%s has MTU %s, not %d: apply the netplan role (setup-hosts.yml) on this node"
+                                     % (where, state["mtu"], rail["mtu"]))
+        if rail["address"] not in state["addresses"]:
+            differs = True
+            state["problems"].append("%s has %s, not %s: %s" % (
+                where, "address " + ", ".join(state["addresses"]) if state["addresses"] else "no IPv4 address", want,
+                "another configuration owns this port; remove it, then apply the netplan role" if state["addresses"]
+                else "networkd has not configured it yet or the netplan file is not applied; apply the netplan "
+                     "role, then see `networkctl status %s`" % rail["netdev"]))
+    return {"rails": out, "problems": [p for r in out for p in r["problems"]], "differs": differs}
 
 
 def bandwidth_rails(host, hv, peer=None, peer_hv=None, base_port=18515):

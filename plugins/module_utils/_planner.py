@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import DEFAULT_MTU, FabricError, rail_plan
 from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import arg_name, parse_version
 
 GIB = 1024 ** 3
@@ -231,14 +231,14 @@ def check_inventory(nodes, rails, mtu):
     return out
 
 
-def check_rails(hosts, hostvars, mtu=9000):
+def check_rails(hosts, hostvars, mtu=DEFAULT_MTU):
     """The rail plan of every host, and every refusal of it: variables that do not give an
-    address (FabricError), then check_inventory. Returns (nodes, refusals)."""
+    address or an MTU (FabricError), then check_inventory. Returns (nodes, refusals)."""
     nodes, out = [], []
     for host in hosts:
         try:
-            nodes.append({"name": host, "rails": rail_plan(host, hostvars[host]),
-                          "mtu": hostvars[host].get("sparkops_rail_mtu", mtu)})
+            rails = rail_plan(host, hostvars[host])
+            nodes.append({"name": host, "rails": rails, "mtu": rails[0]["mtu"]})
         except FabricError as exc:
             out.append(_refuse("inventory", host, str(exc), "fix the rail variables of %s" % host, "inventory"))
     if nodes:

@@ -1,0 +1,82 @@
+"""Rails from the inventory (module_utils/_fabric) and rails as a node's facts show them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _fabric
+from conftest import fixture
+
+HV = {"sparkops_rails": [
+    {"name": "rail1", "netdev": "enp1s0f1np1", "rdma_device": "rocep1s0f1", "subnet": "192.168.100.0/24"},
+    {"name": "rail2", "netdev": "enP2p1s0f1np1", "rdma_device": "roceP2p1s0f1", "subnet": "192.168.101.0/24"}],
+    "sparkops_node_index": 0}
+
+
+def facts(name):
+    """A captured setup result's ansible_facts (keys prefixed ansible_, as registered)."""
+    return json.loads(fixture(name))
+
+
+def test_rail_plan_carries_the_mtu():
+    rails = _fabric.rail_plan("n", HV)
+    assert [(r["address"], r["mtu"]) for r in rails] == [("192.168.100.10", 9000), ("192.168.101.10", 9000)]
+    assert _fabric.rail_plan("n", dict(HV, sparkops_rail_mtu="9000"))[0]["mtu"] == 9000  # quoted in YAML
+
+
+@pytest.mark.parametrize("mtu", ["jumbo", 0, 65536, True, 9000.5])
+def test_rail_plan_refuses_an_mtu_that_is_none(mtu):
+    with pytest.raises(_fabric.FabricError, match="n: sparkops_rail_mtu must be a whole number of bytes between 1280 and 9216"):
+        _fabric.rail_plan("n", dict(HV, sparkops_rail_mtu=mtu))
+
+
+def test_rail_without_ipv4_is_named_not_a_crash():
+    """The state that crashed the netplan role: a port up, no IPv4 yet, MTU 1500 (captured)."""
+    state = _fabric.rail_state("spark-delta", _fabric.rail_plan("spark-delta", HV),
+                               facts("ansible_setup_network_rail_without_ipv4.txt"))
+    assert state["differs"] is True
+    rail1, rail2 = state["rails"]
+    assert (rail1["present"], rail1["up"], rail1["mtu"], rail1["addresses"]) == (True, True, 1500, [])
+    assert rail1["problems"] == [
+        "spark-delta: rail rail1 (enp1s0f1np1) has MTU 1500, not 9000: apply the netplan role (setup-hosts.yml) on this node",
+        "spark-delta: rail rail1 (enp1s0f1np1) has no IPv4 address, not 192.168.100.10/24: networkd has not configured "
+        "it yet or the netplan file is not applied; apply the netplan role, then see `networkctl status enp1s0f1np1`"]
+    assert rail2["problems"] == [] and rail2["addresses"] == ["192.168.101.10"]
+
+
+def test_rail_down_and_wrong_address_are_named():
+    hv = dict(HV, sparkops_rail_addresses={"rail2": "192.168.101.20"})
+    state = _fabric.rail_state("spark-delta", _fabric.rail_plan("spark-delta", hv),
+                               facts("ansible_setup_network_rail_no_carrier.txt"))
+    rail1, rail2 = state["rails"]
+    assert rail1["up"] is False and rail1["problems"][0] == (
+        "spark-delta: rail rail1 (enp1s0f1np1) is down (no carrier): check its cable, the same port on both nodes, "
+        "and `ip link show enp1s0f1np1`")
+    assert rail2["problems"] == ["spark-delta: rail rail2 (enP2p1s0f1np1) has address 192.168.101.10, not "
+                                 "192.168.101.20/24: another configuration owns this port; remove it, then apply the "
+                                 "netplan role"]
+
+
+def test_rail_that_is_no_interface():
+    hv = dict(HV, sparkops_rails=[dict(HV["sparkops_rails"][0], netdev="enp9s0f9np9")])
+    state = _fabric.rail_state("n", _fabric.rail_plan("n", hv), facts("ansible_setup_network_rail_without_ipv4.txt"))
+    assert state["rails"][0]["present"] is False and state["differs"] is True
+    assert state["problems"][0].startswith("n: rail rail1 (enp9s0f9np9) is not an interface of this node (it has "
+                                           "enP2p1s0f1np1, enp1s0f1np1, lo)")
+
+
+def test_unprefixed_facts_as_in_ansible_facts():
+    raw = facts("ansible_setup_network_rail_without_ipv4.txt")
+    plain = {k[len("ansible_"):]: v for k, v in raw.items()}
+    assert _fabric.rail_state("n", _fabric.rail_plan("n", HV), plain) == \
+        _fabric.rail_state("n", _fabric.rail_plan("n", HV), raw)
+
+
+def test_as_planned_is_quiet():
+    raw = facts("ansible_setup_network_rail_without_ipv4.txt")
+    raw["ansible_enp1s0f1np1"] = dict(raw["ansible_enp1s0f1np1"], mtu=9000,
+                                      ipv4={"address": "192.168.100.10", "prefix": "24"})
+    state = _fabric.rail_state("n", _fabric.rail_plan("n", HV), raw)
+    assert state["problems"] == [] and state["differs"] is False
