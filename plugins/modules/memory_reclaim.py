@@ -26,7 +26,7 @@ description:
     only when this process is in the machine's first PID namespace (C(/proc/self/ns/pid)
     is C(pid:[4026531836])) and C(/proc) hides no process from it (C(hidepid) without
     root); otherwise RV(reason) says why it was skipped. Marker files such as
-    C(/.dockerenv) decide nothing: a VM image can carry one and still see every process.
+    C(/.dockerenv) decide nothing, since a VM image can carry one and still see every process.
   - A read-only C(/proc/sys) (containers) skips the drop with a warning.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)

@@ -35,12 +35,12 @@ def test_output_and_rc_come_back_as_text():
 
 
 def test_runs_in_the_c_locale():
-    rc, out, _ = _command.run(["sh", "-c", "echo $LC_ALL"], 10)
+    rc, out, _err = _command.run(["sh", "-c", "echo $LC_ALL"], 10)
     assert out == "C\n"
 
 
 def test_a_stray_byte_is_replaced_not_an_error():
-    rc, out, _ = _command.run(["printf", "caf\\351 \\377ok\\n"], 10)
+    rc, out, _err = _command.run(["printf", "caf\\351 \\377ok\\n"], 10)
     assert out == "caf\ufffd \ufffdok\n"
     out.encode("utf-8")  # no lone surrogate: Ansible can serialize it
 
@@ -68,7 +68,7 @@ def test_a_program_that_ignores_sigterm_is_killed():
 def test_a_child_left_running_after_a_normal_exit_is_killed(tmp_path):
     pidfile = tmp_path / "child"
     # the child keeps no pipe open, so the program itself ends at once
-    rc, _, _ = _command.run(["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $! > %s" % pidfile], 10)
+    rc, _out, _err = _command.run(["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $! > %s" % pidfile], 10)
     assert rc == 0 and wait_gone(int(pidfile.read_text()))
 
 

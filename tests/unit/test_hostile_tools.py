@@ -182,7 +182,7 @@ def test_engine_watch_stray_byte_does_not_hide_the_diagnosis(run_module, printin
     printing("docker", b"S %d %d\n" % (now, now) + log)
     row = {"id": 10, "title": "One node has less free memory", "patterns": ["The memory capacity is unbalanced"],
            "fix": "drop caches", "source": "sglang#1533"}
-    failed, r, _ = timed(run_module, engine_watch, dict(WATCH, known_failures=[row]))
+    failed, r, _elapsed = timed(run_module, engine_watch, dict(WATCH, known_failures=[row]))
     assert failed and r["failure"]["id"] == 10 and r["msg"].startswith("known failure #10 during the load")
     assert any("caf\ufffd" in line for line in r["tail"])
 
@@ -191,19 +191,19 @@ def test_gpu_facts_latin1_process_name(run_module, printing):
     table = fixture("nvidia_smi_gb10_dgxspark_processes.txt").encode().replace(b"/usr/lib/xorg/Xorg", b"/opt/b\xe9ta/app")
     printing("nvidia-smi", table)
     # the same program answers both calls: the query form gets the table, which is no CSV
-    failed, r, _ = timed(run_module, gpu_facts, {})
+    failed, r, _elapsed = timed(run_module, gpu_facts, {})
     assert failed and "cannot parse nvidia-smi output" in r["msg"]
 
 
 def test_ibdev2netdev_stray_byte_in_a_name_is_kept_replaced(run_module, printing):
     printing("ibdev2netdev", b"rocep1s0f1 port 1 ==> enp1s0f1np1 (Up)\nroceP2p1s0f1 port 1 ==> en\xff (Up)\n")
-    failed, r, _ = timed(run_module, ibdev2netdev, {})
+    failed, r, _elapsed = timed(run_module, ibdev2netdev, {})
     assert not failed and [p["netdev"] for p in r["ports"]] == ["enp1s0f1np1", "en\ufffd"]
 
 
 def test_ibdev2netdev_stray_byte_that_breaks_a_line_names_it(run_module, printing):
     printing("ibdev2netdev", b"rocep1s0f1 port 1 ==> enp1s0f1np1 (Up)\nroceP2p1s0f1 port 1 ==> enP2 (\xffUp)\n")
-    failed, r, _ = timed(run_module, ibdev2netdev, {})
+    failed, r, _elapsed = timed(run_module, ibdev2netdev, {})
     assert failed and "line 2: 'roceP2p1s0f1 port 1 ==> enP2 (\ufffdUp)'" in r["msg"]
 
 
@@ -216,7 +216,7 @@ class KeepAliveOnly(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         try:
-            for _ in range(600):
+            for _beat in range(600):
                 self.wfile.write(b": keep-alive\n\n")
                 self.wfile.flush()
                 time.sleep(0.1)
