@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, bandwidth_rails, rail_state
-from ansible_collections.sparkops.cluster.plugins.module_utils._planner import check_rails
+from ansible_collections.sparkops.cluster.plugins.module_utils import _rules
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import (FabricError, bandwidth_rails, fabric_report,
+                                                                              rail_nodes, rail_plan, rail_state)
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import read_tables
 
 
 def _bandwidth_rails(hostvars, host, peer=None, base_port=18515):
@@ -21,11 +23,11 @@ def _bandwidth_rails(hostvars, host, peer=None, base_port=18515):
 
 
 def _rail_plan(hostvars, host):
-    """Rails of one host with their addresses (the netplan role renders them)."""
-    nodes, refusals = check_rails([host], hostvars)
-    if refusals and not nodes:
-        raise AnsibleFilterError(str(refusals[0]))
-    return nodes[0]["rails"]
+    """Rails of one host with their addresses and MTU (the netplan role renders them)."""
+    try:
+        return rail_plan(host, hostvars[host])
+    except FabricError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def _rail_peers(hostvars, host, hosts):
@@ -55,11 +57,24 @@ def _rail_state(facts, host, rails):
 
 
 def _rail_refusals(hostvars, hosts):
-    """Every refusal of the rail variables of these hosts, as text (empty when sound)."""
-    return [str(r) for r in check_rails(list(hosts), hostvars)[1]]
+    """Every refusal of the rail variables of these hosts, as text (empty when sound); the
+    same rules and words as the preflight's inventory stage."""
+    try:
+        table = read_tables()[0]
+    except _rules.TableError as exc:
+        raise AnsibleFilterError(str(exc))
+    nodes, errors = rail_nodes(list(hosts), hostvars)
+    return [str(r) for r in _rules.run(table, "inventory", {"nodes": nodes, "errors": errors})[0]]
+
+
+def _fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
+    """The fabric check's summary lines and the links below threshold."""
+    if not isinstance(nodes, list):
+        raise AnsibleFilterError("fabric_report: give a list of per-node results, got %r" % (nodes,))
+    return fabric_report(nodes, allreduce or None, None if min_busbw_gbs is None else float(min_busbw_gbs))
 
 
 class FilterModule:
     def filters(self):
         return {"bandwidth_rails": _bandwidth_rails, "rail_plan": _rail_plan, "rail_refusals": _rail_refusals,
-                "rail_peers": _rail_peers, "rail_state": _rail_state}
+                "rail_peers": _rail_peers, "rail_state": _rail_state, "fabric_report": _fabric_report}

@@ -4,52 +4,55 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: plan_node
-short_description: One node's entry in the preflight's plan, with its rank
-description:
-  - Finds O(host) in the C(nodes) of a plan made by M(sparkops.cluster.preflight) and
-    returns its entry (name, rails, command, env, ...) with C(rank), its index in the
-    plan (0 is the head).
-  - Fails naming the host and the plan's nodes when the host is not in the plan.
-version_added: 0.1.0
-author: sparkops.cluster developers (@sparkops)
-positional: host
-options:
-  _input:
-    description: The plan.
-    type: dict
-    required: true
-  host:
-    description: The node.
-    type: str
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: This node's first rail address
-  ansible.builtin.debug:
-    msg: "{{ (sparkops_plan | sparkops.cluster.plan_node(inventory_hostname)).rails[0].address }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The node's entry of the plan with C(rank) added.
-  type: dict
-"""
+# Each filter's documentation is in the .yml file of its name beside this one.
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._planner import plan_node
+from ansible_collections.sparkops.cluster.plugins.module_utils import _plan, _rules, _settings
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import read_tables, recipes_dir
 
 
 def _plan_node(plan, host):
     try:
-        return plan_node(plan, host)
+        return _plan.plan_node(plan, host)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
 
 
+def _settings_of(variables):
+    """The collection variables of a host, defaults filled (a play that does not plan)."""
+    try:
+        return _settings.read(variables)
+    except _settings.SettingError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def _node_env(hostvars, host, hardware):
+    """A node's engine environment without a recipe: the hardware profile's set and the
+    per-node values of its rails (what the fabric check's all-reduce runs with)."""
+    try:
+        settings = _settings.read(hostvars[host])
+        profiles = read_tables(recipes_dir(settings))[1]
+        rails = rail_plan(host, hostvars[host])
+    except (_settings.SettingError, _rules.TableError, FabricError) as exc:
+        raise AnsibleFilterError(str(exc))
+    if hardware not in profiles:
+        raise AnsibleFilterError("hardware %r is not a profile of hardware.yml (%s)" % (hardware, ", ".join(sorted(profiles))))
+    return _plan.node_env(profiles[hardware], rails)
+
+
+def _hardware(name, directory=None):
+    """A hardware profile of hardware.yml (the collection's, or a recipes directory's)."""
+    try:
+        profiles = read_tables(recipes_dir({"recipes_dir": directory}))[1]
+    except _rules.TableError as exc:
+        raise AnsibleFilterError(str(exc))
+    if name not in profiles:
+        raise AnsibleFilterError("hardware %r is not a profile of hardware.yml (%s)" % (name, ", ".join(sorted(profiles))))
+    return profiles[name]
+
+
 class FilterModule:
     def filters(self):
-        return {"plan_node": _plan_node}
+        return {"plan_node": _plan_node, "settings": _settings_of, "node_env": _node_env, "hardware": _hardware}

@@ -6,7 +6,7 @@ cabling diagnosis built on it. Pure Python.
 
 A rail is cabled right when the peer's port of the same rail answers an ARP request sent
 on it. A ping alone cannot tell: with a crossed cable (port 1 of one node in port 2 of
-the other, seed 003 and known_failures row 16) Linux answers ARP for any of its
+the other, KF-16) Linux answers ARP for any of its
 addresses on any port (arp_ignore=0), so the ping to the same-rail address can still
 come back over the wrong ports. The MAC address of the answer tells the ports apart.
 """
@@ -127,7 +127,7 @@ def diagnose(host, rails, peers, seen):
                 % (where, peer["host"], ", ".join(p["address"] for p in peer["rails"])))
     crossed = [ln for ln in links if ln["state"] == "crossed"]
     if crossed:
-        failures.append("Crossed cables: cable the same port on both nodes (seed 003, known_failures row 16)")
+        failures.append("Crossed cables: cable the same port on both nodes (KF-16, NVIDIA connect-two-sparks guide)")
     if len(peers) >= 2 and links and len(crossed) == len(links):
         # had another node its cables swapped, only the links to that node would be crossed
         failures.insert(0, "%s: every rail reaches every peer on another rail: this node's cables are swapped. Swap "

@@ -88,20 +88,21 @@ def rail_state(host, rails, facts):
         where = "%s: rail %s (%s)" % (host, rail["name"], rail["netdev"])
         want = "%s/%s" % (rail["address"], rail["subnet"].split("/")[-1]) if rail.get("subnet") else rail["address"]
         state = dict(name=rail["name"], netdev=rail["netdev"], present=False, up=False, mtu=None, addresses=[],
-                     problems=[])
+                     speed=None, problems=[])
         out.append(state)
         if rail["netdev"] not in interfaces or not isinstance(iface, dict):
             state["problems"].append("%s is not an interface of this node (it has %s): fix sparkops_rails, or check "
                                      "the ConnectX driver (ip link)" % (where, ", ".join(sorted(interfaces)) or "none"))
             differs = True
             continue
-        state.update(present=True, up=bool(iface.get("active")), mtu=iface.get("mtu"), addresses=_addresses(iface))
+        state.update(present=True, up=bool(iface.get("active")), mtu=iface.get("mtu"), addresses=_addresses(iface),
+                     speed=iface.get("speed"))
         if not state["up"]:
             state["problems"].append("%s is down (no carrier): check its cable, the same port on both nodes, and "
                                      "`ip link show %s`" % (where, rail["netdev"]))
         if state["mtu"] != rail["mtu"]:
             differs = True
-            state["problems"].append("%s has MTU %s, not %d: apply the netplan role (setup-hosts.yml) on this node"
+            state["problems"].append("%s has MTU %s, not %d: apply the netplan role (setup_hosts.yml) on this node"
                                      % (where, state["mtu"], rail["mtu"]))
         if rail["address"] not in state["addresses"]:
             differs = True
@@ -124,3 +125,71 @@ def bandwidth_rails(host, hv, peer=None, peer_hv=None, base_port=18515):
             entry["server_address"] = theirs[i]["address"]
         out.append(entry)
     return out
+
+
+def rail_env(rails):
+    """The interfaces and devices NCCL, Gloo, TP sockets and UCX use, from a node's rails
+    ({netdev, rdma_device, port}; the first rail carries Gloo and the TP sockets).
+    '=' makes NCCL match the names exactly, so a prefix cannot catch another port."""
+    if not rails:
+        return {}
+    netdevs = [r["netdev"] for r in rails]
+    hca = ["%s:%d" % (r["rdma_device"], r.get("port", 1)) for r in rails]
+    return {
+        "NCCL_SOCKET_IFNAME": "=" + ",".join(netdevs),
+        "GLOO_SOCKET_IFNAME": netdevs[0],
+        "TP_SOCKET_IFNAME": netdevs[0],
+        "UCX_NET_DEVICES": ",".join(hca),
+        "NCCL_IB_HCA": "=" + ",".join(hca),
+    }
+
+
+def rail_nodes(hosts, hostvars):
+    """The rail plan of every host in order ([{name, rails, mtu}]) and, for the hosts whose
+    variables give none, the reason ({host: message})."""
+    nodes, errors = [], {}
+    for host in hosts:
+        try:
+            rails = rail_plan(host, hostvars[host])
+            nodes.append({"name": host, "rails": rails, "mtu": rails[0]["mtu"]})
+        except FabricError as exc:
+            errors[host] = str(exc)
+    return nodes, errors
+
+
+def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
+    """The fabric check's summary: one line per rail port (speed, MTU), per ring link (Gb/s
+    per rail, aggregate, share of line rate) and for the all-reduce, and every link below
+    its threshold.
+
+    nodes: [{name, peer, links: [{name (the rail), netdev, speed, mtu}], client: a
+    roce_bandwidth result or None}]; allreduce: the bench's JSON or None. Returns {lines, below}.
+    """
+    lines, below = [], []
+    for node in nodes:
+        for link in node.get("links") or []:
+            speed = link.get("speed")
+            lines.append("%s %s %s: link %s Mb/s, MTU %s" % (node["name"], link["name"], link["netdev"],
+                                                             speed if speed not in (None, -1) else "unknown",
+                                                             link.get("mtu")))
+    for node in nodes:
+        client = node.get("client") or {}
+        where = "%s -> %s" % (node["name"], node["peer"])
+        if client.get("rails"):
+            share = client.get("line_rate_share")
+            lines.append("%s: %s, aggregate %s Gb/s%s" % (
+                where, ", ".join("%s %s Gb/s" % (r["name"], r["average_gbps"]) for r in client["rails"]),
+                client.get("aggregate_gbps"), " (%.1f%% of line rate)" % (share * 100) if share is not None else ""))
+        below += ["%s: %s" % (where, f) for f in client.get("failures") or []]
+    if allreduce:
+        lines.append("all-reduce: %s ranks (%s node(s)), %s, %d MiB: bus bandwidth %s GB/s, sum %s" % (
+            allreduce.get("world_size"), allreduce.get("nodes", allreduce.get("world_size")), allreduce.get("backend"),
+            (allreduce.get("size_bytes") or 0) // 2 ** 20, allreduce.get("busbw_gbs"),
+            "correct" if allreduce.get("correct") else "WRONG"))
+        if min_busbw_gbs is not None and (allreduce.get("busbw_gbs") or 0) < min_busbw_gbs:
+            below.append("all-reduce bus bandwidth %.3f GB/s is below %.3f GB/s" % (allreduce.get("busbw_gbs") or 0,
+                                                                                   min_busbw_gbs))
+        if not allreduce.get("correct"):
+            below.append("all-reduce returned a wrong sum")
+    lines.append("below threshold: " + "; ".join(below) if below else "every link meets its threshold")
+    return {"lines": lines, "below": below}

@@ -13,6 +13,7 @@ import os
 import re
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_env
 
 # rocep1s0f1 port 1 ==> enp1s0f1np1 (Up)
 _PLAIN = re.compile(r"^(?P<device>\S+) port (?P<port>\d+) ==> (?P<netdev>\S+) \((?P<state>Up|Down)\)$")
@@ -139,8 +140,7 @@ def physical_port(name):
 def summarize(ports):
     """What the roles need from a port list: up devices and the NCCL/UCX values."""
     up = [p for p in ports if p["up"]]
-    hca = ["%s:%d" % (p["device"], p["port"]) for p in up]
-    netdevs = [p["netdev"] for p in up]
+    env = rail_env([{"netdev": p["netdev"], "rdma_device": p["device"], "port": p["port"]} for p in up])
     halves = {}
     for p in ports:
         halves.setdefault(physical_port(p["device"]), []).append(p)
@@ -155,10 +155,11 @@ def summarize(ports):
     return {
         "ports": ports,
         "up_devices": [p["device"] for p in up],
-        "up_netdevs": netdevs,
-        "nccl_ib_hca": ("=" + ",".join(hca)) if hca else None,
-        "nccl_socket_ifname": ("=" + ",".join(netdevs)) if netdevs else None,
-        "gloo_socket_ifname": netdevs[0] if netdevs else None,
-        "ucx_net_devices": ",".join(hca) if hca else None,
+        "up_netdevs": [p["netdev"] for p in up],
+        # the same values the plan gives the engine (module_utils/_fabric.rail_env)
+        "nccl_ib_hca": env.get("NCCL_IB_HCA"),
+        "nccl_socket_ifname": env.get("NCCL_SOCKET_IFNAME"),
+        "gloo_socket_ifname": env.get("GLOO_SOCKET_IFNAME"),
+        "ucx_net_devices": env.get("UCX_NET_DEVICES"),
         "half_ports": warnings,
     }

@@ -9,6 +9,7 @@ import copy
 import re
 
 EXECUTORS = ("ray", "mp")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(rc|dev|post)(\d+))?(?:\+[\w.]+)?$")
 QUANTIZATIONS = ("bf16", "fp16", "fp8", "nvfp4", "awq", "gptq", "autoround", "int4", "none")
 # field path -> (type, required, check, what a valid value looks like)
 _POSITIVE = (lambda v: v > 0, "a number above 0")
@@ -43,7 +44,8 @@ _SCHEMA = {
     "serving.env": (dict, True, None, "a mapping of environment variables"),
     "expected.decode_tok_s": (list, False, None, "[low, high] decode tokens/s from the field reports"),
     "expected.source": (str, False, None, "where the figure comes from"),
-    "known_bad": (list, False, None, "a list of {option, reason, source}"),
+    "known_bad": (list, False, None, "a list of {option, row}: an option known to fail for this recipe and the row of "
+                                     "recipes/known_failures.yml that says why"),
 }
 
 
@@ -60,8 +62,8 @@ def _get(data, path):
     return True, cur
 
 
-def validate(recipe, source="recipe"):
-    """Raise RecipeError listing every bad field of the recipe."""
+def validate(recipe, source="recipe", known_rows=None):
+    """Raise RecipeError listing every bad field of the recipe (known_rows: the table's ids)."""
     if not isinstance(recipe, dict):
         raise RecipeError("%s: expected a mapping, got %s" % (source, type(recipe).__name__))
     errors = []
@@ -79,11 +81,20 @@ def validate(recipe, source="recipe"):
         if check and not check[0](value):
             errors.append("%s must be %s, got %r" % (path, check[1], value))
     for i, bad in enumerate(recipe.get("known_bad") or []):
-        if not isinstance(bad, dict) or not all(isinstance(bad.get(k), str) for k in ("option", "reason", "source")):
-            errors.append("known_bad[%d] must be a mapping with option, reason and source strings" % i)
-    for i, arg in enumerate((recipe.get("serving") or {}).get("args") or []):
-        if not isinstance(arg, str) or not arg.startswith("--"):
-            errors.append("serving.args[%d] must be a --flag or --flag=value string, got %r" % (i, arg))
+        if not isinstance(bad, dict) or set(bad) != {"option", "row"} or not all(isinstance(bad[k], str) for k in bad):
+            errors.append("known_bad[%d] must be a mapping with the strings option (a --flag or --flag=value) and row "
+                          "(an id of recipes/known_failures.yml), got %r" % (i, bad))
+        elif known_rows is not None and bad["row"] not in known_rows:
+            errors.append("known_bad[%d].row %s is not a row of recipes/known_failures.yml" % (i, bad["row"]))
+    args = (recipe.get("serving") or {}).get("args")
+    if isinstance(args, list):
+        try:
+            parse_args(args)
+        except RecipeError as exc:
+            errors.append(str(exc))
+    present, version = _get(recipe, "engine.version")
+    if present and isinstance(version, str) and not _VERSION.match(version):
+        errors.append("engine.version must be MAJOR.MINOR[.PATCH][rcN] (e.g. 0.19.1 or 0.19.1rc1), got %r" % version)
     unknown = set(recipe) - {p.split(".")[0] for p in _SCHEMA}
     if unknown:
         errors.append("unknown top-level field(s) %s (known: %s)" % (
@@ -109,14 +120,50 @@ def merge(recipe, overrides):
     return out
 
 
-def arg_name(arg):
-    """'--max-model-len=4096' -> '--max-model-len'."""
-    return arg.split("=", 1)[0]
+def flag_name(text):
+    """The flag as vLLM's parser reads it: '--tensor_parallel_size' -> '--tensor-parallel-size'."""
+    return "--" + text[2:].replace("_", "-")
+
+
+def parse_args(args):
+    """[(flag, value)] of a list of engine arguments, read the way vLLM's argument parser
+    reads them: dashes or underscores, '--flag=value', '--flag value' in one item, or
+    '--flag' followed by its value as the next item. value is True for a bare flag.
+
+    Raises RecipeError naming an item that is not a flag and follows no flag.
+    """
+    out = []
+    for i, item in enumerate(args):
+        if not isinstance(item, str) or not item.strip():
+            raise RecipeError("serving.args[%d] must be a --flag or --flag=value string, got %r" % (i, item))
+        item = item.strip()
+        if item.startswith("--"):
+            eq, space = item.find("="), re.search(r"\s", item)
+            if eq > 0 and (space is None or eq < space.start()):
+                flag, value = item[:eq], item[eq + 1:]
+            elif space:
+                flag, value = item[:space.start()], item[space.start():].strip()
+            else:
+                flag, value = item, True
+            if len(flag) < 3:
+                raise RecipeError("serving.args[%d] %r is not a --flag" % (i, item))
+            out.append((flag_name(flag), value))
+        elif out and out[-1][1] is True:
+            out[-1] = (out[-1][0], item)  # the value of the flag before it
+        else:
+            raise RecipeError("serving.args[%d] %r is neither a --flag nor the value of one (write --flag=value)"
+                              % (i, item))
+    return out
+
+
+def args_dict(args):
+    """{flag: value} of parse_args (the last value of a flag given twice)."""
+    return dict(parse_args(args))
 
 
 def parse_version(text):
     """'0.19.1rc1' -> (0, 19, 1, -1, 1): release candidates sort before the release."""
-    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(rc|dev|post)(\d+))?", str(text))
+    m = _VERSION.match(str(text))
     if not m:
         raise RecipeError("engine version %r is not MAJOR.MINOR[.PATCH][rcN]" % (text,))
     tag = {"dev": -2, "rc": -1, None: 0, "post": 1}[m.group(4)]

@@ -17,7 +17,7 @@ description:
   - Fails at once, with the explanation and the fix, when the log shows a line of
     O(known_failures) (the C(patterns) of C(recipes/known_failures.yml)), when the engine
     process has exited, or when the log has not moved for O(stall_timeout) seconds
-    (seed 000, a load stopped at layer 57 for 30 minutes; seed 004, a graph capture
+    (field reports of a load stopped at layer 57 for 30 minutes, KF-3, and of a graph capture
     spinning for 34 minutes). The failure names the process state (a stopped process
     shows C(T)) and quotes the last log lines.
   - Reads the container through C(docker exec), each look bounded by O(command_timeout)
@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - sparkops.cluster.attributes
   - sparkops.cluster.attributes.READ_ONLY
   - sparkops.cluster.attributes.COMMAND_TIMEOUT
+  - sparkops.cluster.docker
 options:
   container:
     description: Name of the engine container.
@@ -62,7 +63,7 @@ options:
     type: float
     default: 3
   known_failures:
-    description: Rows of C(recipes/known_failures.yml) (id, title, patterns, fix, source).
+    description: Rows with log patterns (id, title, patterns, fix, source), as the plan carries them (C(plan.log_patterns)).
     type: list
     elements: dict
     default: []
@@ -80,7 +81,7 @@ EXAMPLES = r"""
     pid_path: /var/log/sparkops/vllm.pid
     health_url: http://127.0.0.1:8000/health
     stall_timeout: 600
-    known_failures: "{{ lookup('ansible.builtin.file', 'recipes/known_failures.yml') | from_yaml }}"
+    known_failures: "{{ sparkops_plan.log_patterns }}"
     timeout: 3600
 """
 
@@ -128,7 +129,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog
+from ansible_collections.sparkops.cluster.plugins.module_utils import _docker, _enginelog
 from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_module_tool
 
 # One `docker exec` per look: process state, container clock, log mtime, then the log.
@@ -138,8 +139,9 @@ PROBE = ('pid=$(cat "$1" 2>/dev/null); s=exited; '
 
 
 def look(module, docker, p):
-    rc, out, err = run_module_tool(module, [docker, "exec", p["container"], "sh", "-c", PROBE, "probe",
-                                            p["pid_path"], p["log_path"]], p["command_timeout"], ok=None)
+    rc, out, err = run_module_tool(module, _docker.cli(module, docker) + ["exec", p["container"], "sh", "-c", PROBE,
+                                                                          "probe", p["pid_path"], p["log_path"]],
+                                   p["command_timeout"], ok=None)
     if rc != 0:
         module.fail_json(msg="cannot read the engine container %s (docker exec rc=%d): %s"
                              % (p["container"], rc, (err or out).strip()), state="unknown", stage="unknown",
@@ -176,6 +178,7 @@ def main():
             known_failures=dict(type="list", elements="dict", default=[]),
             tail_lines=dict(type="int", default=40),
             command_timeout=dict(type="int", default=30),
+            **_docker.OPTIONS
         ),
         supports_check_mode=True,
     )

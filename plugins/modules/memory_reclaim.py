@@ -22,17 +22,15 @@ description:
     O(leak_threshold_gb), RV(reboot_required) is true with the figure and the reason,
     and the module fails when O(fail_on_leak) is set.
   - The leak check needs C(/proc) to list every process of the machine, because
-    C(/proc/meminfo) always counts the whole machine. With O(leak_check=auto) it runs
-    only when this process is in the machine's first PID namespace (C(/proc/self/ns/pid)
-    is C(pid:[4026531836])) and C(/proc) hides no process from it (C(hidepid) without
-    root); otherwise RV(reason) says why it was skipped. Marker files such as
-    C(/.dockerenv) decide nothing, since a VM image can carry one and still see every process.
+    C(/proc/meminfo) always counts the whole machine (see O(leak_check)).
+  - The deploy flow reads memory with M(sparkops.cluster.memory_facts), which never changes
+    anything, and drops the cache with this module only right before an engine starts.
   - A read-only C(/proc/sys) (containers) skips the drop with a warning.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes
-  - sparkops.cluster.attributes.COMMAND_TIMEOUT
+  - sparkops.cluster.memory
 attributes:
   check_mode:
     support: full
@@ -58,29 +56,6 @@ options:
         allocations). Refused with O(drop_caches=0), where no drop runs.
     type: bool
     default: false
-  leak_check:
-    description:
-      - Look for memory no process holds. C(auto) runs it when C(/proc) lists every process
-        of the machine (see above) and says why otherwise; C(always) runs it regardless.
-    type: str
-    choices: [auto, always, never]
-    default: auto
-  leak_threshold_gb:
-    description: Unaccounted memory (GiB) above which a reboot is required.
-    type: float
-    default: 8.0
-  fail_on_leak:
-    description: Fail when RV(reboot_required) is true.
-    type: bool
-    default: false
-  settle_timeout:
-    description:
-      - Seconds to keep re-checking while memory is held by no process, for a node whose engine
-        was just stopped and whose driver is still releasing it. The check repeats every
-        5 seconds until the unaccounted memory falls below O(leak_threshold_gb) or the time is up.
-      - 0 checks once.
-    type: int
-    default: 0
 """
 
 EXAMPLES = r"""
@@ -144,73 +119,13 @@ reason:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _meminfo, _nvsmi
-from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_module_tool
-from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
+from ansible_collections.sparkops.cluster.plugins.module_utils._meminfo import summary
 
 GIB = 1024 ** 3
-SETTLE_INTERVAL = 5
-
-
-def read(path):
-    """A /proc file as text; a stray byte is replaced, never an error."""
-    with open(path, "rb") as fh:
-        return fh.read().decode("utf-8", "replace")
-
-
-def meminfo(module):
-    try:
-        return _meminfo.parse_meminfo(read("/proc/meminfo"))
-    except (OSError, ToolOutputError) as exc:
-        module.fail_json(msg="cannot read /proc/meminfo: %s" % exc)
-
-
-def leak_check_scope():
-    """(can run, why not): does /proc list every process of the machine?"""
-    try:
-        pid_ns = os.readlink("/proc/self/ns/pid")
-    except OSError as exc:
-        return False, "leak check skipped: cannot read /proc/self/ns/pid (%s)" % exc
-    options = []
-    try:
-        for line in read("/proc/mounts").splitlines():
-            fields = line.split()
-            if len(fields) > 3 and fields[1] == "/proc":
-                options = fields[3].split(",")
-    except OSError:
-        pass
-    return _meminfo.leak_check_scope(pid_ns, options, os.geteuid())
-
-
-def process_rss():
-    total = 0
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                total += _meminfo.parse_status_rss(read("/proc/%s/status" % pid))
-            except OSError:
-                continue  # process ended meanwhile
-    return total
-
-
-def gpu_process_bytes(module):
-    smi = module.get_bin_path("nvidia-smi")
-    if not smi:
-        return 0
-    rc, out, err = run_module_tool(module, [smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                                   module.params["command_timeout"], ok=None)
-    if rc != 0:
-        module.warn("nvidia-smi --query-compute-apps failed (rc=%d): %s; GPU processes not counted" % (rc, err.strip()))
-        return 0
-    try:
-        rows = _nvsmi.parse_query_csv(out, fields=["pid", "used_memory"])
-    except ToolOutputError as exc:
-        module.fail_json(msg=str(exc), stdout=out)
-    return sum(r["used_memory"] or 0 for r in rows)
 
 
 def write(path, value):
@@ -224,28 +139,20 @@ def main():
             drop_caches=dict(type="int", choices=[0, 1, 2, 3], default=3),
             min_cached_gb=dict(type="float", default=1.0),
             compact=dict(type="bool", default=False),
-            leak_check=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-            leak_threshold_gb=dict(type="float", default=8.0),
-            fail_on_leak=dict(type="bool", default=False),
-            settle_timeout=dict(type="int", default=0),
-            command_timeout=dict(type="int", default=30),
+            **_memory.LEAK_OPTIONS
         ),
         supports_check_mode=True,
     )
     p = module.params
-    require_positive(module, "leak_threshold_gb", "command_timeout")
-    for name in ("min_cached_gb", "settle_timeout"):
-        if p[name] < 0:
-            module.fail_json(msg="%s must be 0 or more, got %s" % (name, p[name]))
+    _memory.check_options(module)
+    if p["min_cached_gb"] < 0:
+        module.fail_json(msg="min_cached_gb must be 0 or more, got %s" % p["min_cached_gb"])
     if p["compact"] and p["drop_caches"] == 0:
         module.fail_json(msg="compact: true runs right after the cache drop, and drop_caches is 0 (no drop): "
                              "set drop_caches to 1, 2 or 3, or compact to false")
 
-    before_raw = meminfo(module)
-    before = _meminfo.summary(before_raw)
-    result = dict(changed=False, before=before, after=before, freed=0, dropped=False,
-                  leak=None, reboot_required=False, settled_after=0)
-
+    before = summary(_memory.meminfo(module))
+    result = dict(changed=False, before=before, after=before, freed=0, dropped=False)
     if p["drop_caches"] == 0:
         result["skipped_reason"] = "drop_caches is 0"
     elif before["cached"] <= p["min_cached_gb"] * GIB:
@@ -263,30 +170,9 @@ def main():
                 write("/proc/sys/vm/compact_memory", "1\n")
         except OSError as exc:
             module.fail_json(msg="writing /proc/sys/vm/drop_caches failed: %s" % exc, **result)
-        after = _meminfo.summary(meminfo(module))
+        after = summary(_memory.meminfo(module))
         result.update(changed=True, dropped=True, after=after, freed=max(0, after["mem_free"] - before["mem_free"]))
-
-    check = p["leak_check"]
-    can_check, why_not = (True, None) if check == "always" else leak_check_scope()
-    if check == "never":
-        result["reason"] = "leak check disabled (leak_check=never)"
-    elif not can_check:
-        result["reason"] = why_not + " (leak_check=always forces it)"
-    else:
-        started = time.monotonic()
-        while True:
-            figures = _meminfo.unaccounted(meminfo(module), process_rss(), gpu_process_bytes(module))
-            leak, reason = _meminfo.leak_verdict(figures, p["leak_threshold_gb"] * GIB)
-            waited = time.monotonic() - started
-            if not leak or waited + SETTLE_INTERVAL > p["settle_timeout"]:
-                break
-            time.sleep(SETTLE_INTERVAL)
-        result.update(leak=figures, reboot_required=leak, settled_after=0 if leak else int(round(waited)))
-        if leak:
-            result["reason"] = reason
-            if p["fail_on_leak"]:
-                module.fail_json(msg="reboot required: " + reason, **result)
-            module.warn(reason)
+    _memory.leak_check(module, result)
     module.exit_json(**result)
 
 

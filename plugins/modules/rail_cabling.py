@@ -12,8 +12,8 @@ description:
   - On each rail of this node, asks every peer's address on the same rail with an ARP
     request (iputils C(arping)) and compares the MAC address of the answer with the
     peer's port of that rail. A rail answered by the peer's port of another rail is
-    C(crossed), meaning port 1 of one node is cabled to port 2 of the other (seed 003,
-    known_failures row 16). A ping cannot see this, because Linux answers ARP for any of
+    C(crossed), meaning port 1 of one node is cabled to port 2 of the other (KF-16, NVIDIA
+    connect-two-sparks guide). A ping cannot see this, because Linux answers ARP for any of
     its addresses on any port, so the ping can come back over the crossed ports.
   - Where the same-rail port does not answer, the peer's other addresses are asked on
     that rail too (a node with C(arp_ignore=1) answers only for the receiving port's

@@ -59,7 +59,7 @@ options:
         type: int
         default: 1
       gid_index:
-        description: GID index (C(-x)); leave unset to let perftest choose (KNOWN_FAILURES row 17).
+        description: GID index (C(-x)); leave unset to let perftest choose (KF-17, NVIDIA/nccl#1333).
         type: int
   size:
     description: Message size in bytes (C(-s)).

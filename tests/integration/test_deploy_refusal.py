@@ -18,12 +18,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 BAD = [
-    ("expert parallel on a hybrid model", {"serving": {"args": ["--enable-expert-parallel"]}}, "[KF#1]"),
-    ("gpu_memory_utilization 0.95", {"serving": {"gpu_memory_utilization": 0.95}}, "[KF#25]"),
-    ("TP=2 for 397 GB on 2 nodes", {"nodes": 2, "parallelism": {"tensor": 2}}, "plans 2 node(s), the inventory gives 4"),
-    ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[plan] parallelism"),
-    ("pinned GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "[KF#17]"),
-    ("engine too old", {"engine": {"version": "0.17.0"}}, "[KF#102]"),
+    ("expert parallel on a hybrid model", {"serving": {"args": ["--enable-expert-parallel"]}}, "[KF-1]"),
+    ("gpu_memory_utilization 0.95", {"serving": {"gpu_memory_utilization": 0.95}}, "[KF-25]"),
+    ("TP=2 for 397 GB on 2 nodes", {"nodes": 2, "parallelism": {"tensor": 2}},
+     "[PLAN-5] nodes: the recipe plans 2 node(s), the inventory gives 4"),
+    ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[PLAN-1] parallelism"),
+    ("pinned GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "[KF-17]"),
+    ("engine too old", {"engine": {"version": "0.17.0"}}, "[KF-102]"),
     ("bad recipe field", {"parallelism": {"tensor": "four"}}, "parallelism.tensor must be"),
 ]
 
@@ -48,5 +49,10 @@ def test_bad_plan_refused_in_seconds(tmp_path, monkeypatch, label, overrides, ne
     assert sum(stats["changed"].values()) == 0 and not stats["dark"], stats
     failed = [e for e in r.events if e["event"] == "runner_on_failed"]
     assert len(failed) == 1 and failed[0]["event_data"]["task"] == "Refuse a known-bad plan before touching any node"
-    assert needle in failed[0]["event_data"]["res"]["msg"]
+    res = failed[0]["event_data"]["res"]
+    assert needle in res["msg"]
+    # every refusal comes back structured too, for programs that drive the playbook
+    assert res["refusals"] and all({"rule", "option", "reason", "fix", "sources", "severity"} <= set(x)
+                                   for x in res["refusals"]), res["refusals"]
+    assert any(needle.startswith("[%s]" % x["rule"]) or needle in x["reason"] for x in res["refusals"])
     assert elapsed < 30, "refusal took %.1f s" % elapsed

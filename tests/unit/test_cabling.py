@@ -74,7 +74,7 @@ def test_crossed_cable_is_named_on_both_rails():
     assert [(ln["rail"], ln["state"], ln["peer_rail"]) for ln in links] == [("rail1", "crossed", "rail2"), ("rail2", "crossed", "rail1")]
     assert failures == ["spark-a rail1 (br0) is cabled to peer's rail2 port (b1, 02:00:00:00:00:b1), not to its rail1 port (a1)",
                         "spark-a rail2 (br1) is cabled to peer's rail1 port (a1, 02:00:00:00:00:a1), not to its rail2 port (b1)",
-                        "Crossed cables: cable the same port on both nodes (seed 003, known_failures row 16)"]
+                        "Crossed cables: cable the same port on both nodes (KF-16, NVIDIA connect-two-sparks guide)"]
 
 
 def test_both_ports_answering_on_one_wire_is_fine():

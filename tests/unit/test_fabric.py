@@ -40,7 +40,7 @@ def test_rail_without_ipv4_is_named_not_a_crash():
     rail1, rail2 = state["rails"]
     assert (rail1["present"], rail1["up"], rail1["mtu"], rail1["addresses"]) == (True, True, 1500, [])
     assert rail1["problems"] == [
-        "spark-delta: rail rail1 (enp1s0f1np1) has MTU 1500, not 9000: apply the netplan role (setup-hosts.yml) on this node",
+        "spark-delta: rail rail1 (enp1s0f1np1) has MTU 1500, not 9000: apply the netplan role (setup_hosts.yml) on this node",
         "spark-delta: rail rail1 (enp1s0f1np1) has no IPv4 address, not 192.168.100.10/24: networkd has not configured "
         "it yet or the netplan file is not applied; apply the netplan role, then see `networkctl status enp1s0f1np1`"]
     assert rail2["problems"] == [] and rail2["addresses"] == ["192.168.101.10"]
@@ -80,3 +80,32 @@ def test_as_planned_is_quiet():
                                       ipv4={"address": "192.168.100.10", "prefix": "24"})
     state = _fabric.rail_state("n", _fabric.rail_plan("n", HV), raw)
     assert state["problems"] == [] and state["differs"] is False
+
+
+def _client(avg1, avg2, failures=()):
+    return {"rails": [{"name": "rail1", "average_gbps": avg1}, {"name": "rail2", "average_gbps": avg2}],
+            "aggregate_gbps": round(avg1 + avg2, 3), "line_rate_share": round((avg1 + avg2) / 200, 4),
+            "failures": list(failures)}
+
+
+def test_fabric_report_names_the_links_below_threshold():
+    nodes = [{"name": "a", "peer": "b", "links": [{"name": "rail1", "netdev": "enp1s0f1np1", "speed": 200000, "mtu": 9000}],
+              "client": _client(92.6, 97.3)},
+             {"name": "b", "peer": "a", "links": [{"name": "rail1", "netdev": "enp1s0f1np1", "speed": -1, "mtu": 9000}],
+              "client": _client(25.0, 97.0, ["rail rail1: 25.00 Gb/s is below min_gbps 90.00"])}]
+    allreduce = {"backend": "nccl", "nodes": 2, "world_size": 2, "size_bytes": 2 ** 30, "busbw_gbs": 12.1, "correct": True}
+    report = _fabric.fabric_report(nodes, allreduce, 21.875)
+    assert report["lines"][:2] == ["a rail1 enp1s0f1np1: link 200000 Mb/s, MTU 9000",
+                                   "b rail1 enp1s0f1np1: link unknown Mb/s, MTU 9000"]
+    assert report["lines"][2] == "a -> b: rail1 92.6 Gb/s, rail2 97.3 Gb/s, aggregate 189.9 Gb/s (95.0% of line rate)"
+    assert report["below"] == ["b -> a: rail rail1: 25.00 Gb/s is below min_gbps 90.00",
+                               "all-reduce bus bandwidth 12.100 GB/s is below 21.875 GB/s"]
+    assert report["lines"][-1].startswith("below threshold: b -> a: rail rail1")
+
+
+def test_fabric_report_all_good_and_a_wrong_sum():
+    ok = _fabric.fabric_report([{"name": "a", "peer": "b", "links": [], "client": _client(100, 100)}],
+                               {"busbw_gbs": 23.0, "correct": True, "world_size": 4}, 21.875)
+    assert ok["below"] == [] and ok["lines"][-1] == "every link meets its threshold"
+    wrong = _fabric.fabric_report([], {"busbw_gbs": 23.0, "correct": False, "world_size": 4}, 21.875)
+    assert wrong["below"] == ["all-reduce returned a wrong sum"]

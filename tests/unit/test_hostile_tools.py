@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from ansible_collections.sparkops.cluster.plugins.modules import (engine_watch, gpu_facts, ibdev2netdev, memory_reclaim,
+from ansible_collections.sparkops.cluster.plugins.modules import (engine_watch, gpu_facts, ibdev2netdev, memory_facts,
+                                                                  memory_reclaim,
                                                                   model_manifest, rail_cabling, roce_bandwidth,
                                                                   serving_benchmark)
 from conftest import fixture
@@ -87,10 +88,10 @@ def test_gpu_facts_hung_nvidia_smi(run_module, hung):
     no_process_left(pids)
 
 
-def test_memory_reclaim_hung_nvidia_smi(run_module, hung):
+@pytest.mark.parametrize("module, args", [(memory_reclaim, {"drop_caches": 0}), (memory_facts, {})])
+def test_memory_modules_hung_nvidia_smi(run_module, hung, module, args):
     pids = hung("nvidia-smi")
-    failed, r, elapsed = timed(run_module, memory_reclaim, {"drop_caches": 0, "leak_check": "always",
-                                                            "command_timeout": 1})
+    failed, r, elapsed = timed(run_module, module, dict(args, leak_check="always", command_timeout=1))
     assert failed and elapsed < BOUND and "--query-compute-apps" in r["msg"] and "within 1s" in r["msg"]
     no_process_left(pids)
 

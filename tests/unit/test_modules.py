@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from ansible.module_utils import basic
 
-from ansible_collections.sparkops.cluster.plugins.modules import gpu_facts, ibdev2netdev, memory_reclaim
+from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
+from ansible_collections.sparkops.cluster.plugins.modules import gpu_facts, ibdev2netdev, memory_facts, memory_reclaim
 from conftest import fixture
 
 GIB = 1024 ** 3
@@ -102,10 +103,10 @@ def fake_proc(monkeypatch):
     """/proc as captured: the meminfo fixture and one process holding 3 GiB."""
     files = {"/proc/meminfo": fixture("proc_meminfo_debian12_x86_24g_3g_held.txt"),
              "/proc/4242/status": fixture("proc_status_python_3g_rssanon.txt")}
-    monkeypatch.setattr(memory_reclaim, "read", lambda path: files[path])
-    real_listdir = memory_reclaim.os.listdir
-    monkeypatch.setattr(memory_reclaim.os, "listdir", lambda p: ["4242", "self", "meminfo"] if p == "/proc" else real_listdir(p))
-    monkeypatch.setattr(memory_reclaim, "leak_check_scope", lambda: (True, None))
+    monkeypatch.setattr(_memory, "read", lambda path: files[path])
+    real_listdir = _memory.os.listdir
+    monkeypatch.setattr(_memory.os, "listdir", lambda p: ["4242", "self", "meminfo"] if p == "/proc" else real_listdir(p))
+    monkeypatch.setattr(_memory, "leak_check_scope", lambda: (True, None))
     return files
 
 
@@ -126,7 +127,7 @@ def test_memory_reclaim_below_threshold_changes_nothing(run_module, binaries, fa
 
 def test_memory_reclaim_leak_fails_when_asked(run_module, binaries, fake_proc, monkeypatch):
     # the 3 GiB process is dropped from /proc: its memory is now held by nobody
-    monkeypatch.setattr(memory_reclaim, "process_rss", lambda: 0)
+    monkeypatch.setattr(_memory, "process_rss", lambda: 0)
     failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "fail_on_leak": True})
     assert failed and r["reboot_required"] and r["msg"].startswith("reboot required: ")
     failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2})
@@ -140,7 +141,7 @@ def test_memory_reclaim_process_accounted_no_leak(run_module, binaries, fake_pro
 
 
 def test_memory_reclaim_skips_leak_check_outside_the_machines_pid_namespace(run_module, binaries, fake_proc, monkeypatch):
-    monkeypatch.setattr(memory_reclaim, "leak_check_scope", lambda: memory_reclaim._meminfo.leak_check_scope(
+    monkeypatch.setattr(_memory, "leak_check_scope", lambda: _memory._meminfo.leak_check_scope(
         "pid:[4026532451]", ["rw", "nosuid"], 0))
     failed, r = run_module(memory_reclaim, {"drop_caches": 0})
     assert not failed and r["leak"] is None and "its own PID namespace (pid:[4026532451]" in r["reason"]
@@ -160,19 +161,19 @@ def test_memory_reclaim_settle_waits_for_release(run_module, binaries, fake_proc
         return fake_proc[path]
 
     clock = [0.0]
-    monkeypatch.setattr(memory_reclaim, "read", read)
-    monkeypatch.setattr(memory_reclaim, "process_rss", lambda: 0)
-    monkeypatch.setattr(memory_reclaim.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(memory_reclaim.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(_memory, "read", read)
+    monkeypatch.setattr(_memory, "process_rss", lambda: 0)
+    monkeypatch.setattr(_memory.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_memory.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "settle_timeout": 60})
     assert not failed and r["reboot_required"] is False and r["settled_after"] == 10
 
 
 def test_memory_reclaim_settle_gives_up_and_reports(run_module, binaries, fake_proc, monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr(memory_reclaim, "process_rss", lambda: 0)
-    monkeypatch.setattr(memory_reclaim.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(memory_reclaim.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(_memory, "process_rss", lambda: 0)
+    monkeypatch.setattr(_memory.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_memory.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_threshold_gb": 2, "settle_timeout": 12})
     assert not failed and r["reboot_required"] is True and clock[0] == 10 and "reboot" not in r.get("msg", "")
 
@@ -203,8 +204,20 @@ def test_memory_reclaim_refuses_compact_without_a_drop(run_module, binaries, fak
 def test_memory_reclaim_meminfo_with_a_stray_byte_is_named(run_module, binaries, tmp_path, monkeypatch):
     broken = tmp_path / "meminfo"
     broken.write_bytes(fixture("proc_meminfo_debian12_x86_24g_3g_held.txt").encode().replace(b"MemFree:", b"MemFr\xe9e:"))
-    real_read = memory_reclaim.read
-    monkeypatch.setattr(memory_reclaim, "read", lambda path: real_read(str(broken) if path == "/proc/meminfo" else path))
+    real_read = _memory.read
+    monkeypatch.setattr(_memory, "read", lambda path: real_read(str(broken) if path == "/proc/meminfo" else path))
     failed, r = run_module(memory_reclaim, {"drop_caches": 0, "leak_check": "never"})
     assert failed and r["msg"].startswith("cannot read /proc/meminfo: cannot parse /proc/meminfo output at line 2: "
                                           "'MemFr\ufffde:")
+
+
+def test_memory_facts_reads_and_never_changes(run_module, binaries, fake_proc, monkeypatch):
+    monkeypatch.setattr(_memory, "process_rss", lambda: 0)  # the 3 GiB process left out: held by nobody
+    failed, r = run_module(memory_facts, {"leak_threshold_gb": 2})
+    m = r["ansible_facts"]["sparkops_memory"]
+    assert not failed and r["changed"] is False
+    assert m["mem_available"] == 20673356 * 1024 and m["reboot_required"] is True and "only a reboot" in m["reason"]
+    failed, r = run_module(memory_facts, {"leak_threshold_gb": 2, "fail_on_leak": True})
+    assert failed and r["msg"].startswith("reboot required: ")
+    failed, r = run_module(memory_facts, {"leak_check": "never"})
+    assert not failed and r["ansible_facts"]["sparkops_memory"]["reason"] == "leak check disabled (leak_check=never)"

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan: what every node runs, derived once from the recipe, its hardware profile,
+the inventory's rails and the collection settings. Pure Python.
+
+The preflight builds it; the roles (ray_cluster, vllm_container, model_sync), the
+fabric check and the load watch read it. Per node: rank, rails, the engine container's
+environment, the engine command.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_env
+from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import args_dict, parse_args, parse_version
+from ansible_collections.sparkops.cluster.plugins.module_utils._rules import PER_NODE_ENV
+
+GIB = 1024 ** 3
+VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json from here
+
+
+def node_env(hw, rails, serving_env=None, ray_address=None):
+    """The environment of one node's engine container: the hardware profile's set (GB10:
+    GPUDirect off, DeepGEMM off, Ray's memory monitor off), the recipe's serving.env, the
+    per-node values from its rails (VLLM_HOST_IP, interfaces, devices) and, for the Ray
+    executor, RAY_ADDRESS and VLLM_CONFIG_ROOT. Values are strings."""
+    env = {k: str(v) for k, v in (hw.get("env") or {}).items()}
+    env.update({k: str(v) for k, v in (serving_env or {}).items()})
+    if rails:
+        env["VLLM_HOST_IP"] = rails[0]["address"]
+        env.update(rail_env(rails))
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+        env["VLLM_CONFIG_ROOT"] = VLLM_CONFIG_ROOT
+    return env
+
+
+def memory_budget(recipe, hw):
+    """Per-GPU memory: weights share, overhead, minimum KV cache, against the budget (GiB)."""
+    par = recipe["parallelism"]
+    shards = par["tensor"] * par["pipeline"]
+    weights = recipe["model"]["size_gb"] * 1e9 / shards / GIB
+    need = weights + hw["overhead_gib"] + recipe["serving"]["min_kv_cache_gib"]
+    budget = hw["memory_gib_per_gpu"] * recipe["serving"]["gpu_memory_utilization"]
+    return {"weights_gib": round(weights, 2), "overhead_gib": hw["overhead_gib"],
+            "min_kv_cache_gib": recipe["serving"]["min_kv_cache_gib"], "need_gib": round(need, 2),
+            "budget_gib": round(budget, 2), "kv_cache_gib": round(budget - weights - hw["overhead_gib"], 2),
+            "fits": need <= budget}
+
+
+def recipe_context(recipe, hw):
+    """What the recipe rules read: the recipe, its hardware, its flags as vLLM reads them,
+    its environment, the parallel sizes, the memory budget and the names rows may use."""
+    flags = args_dict(recipe["serving"]["args"])
+    dp = flags.get("--data-parallel-size", 1)
+    try:
+        dp = int(dp) if dp is not True else 1
+    except ValueError:
+        dp = 1
+    eng, model = recipe["engine"], recipe["model"]
+    return {
+        "recipe": recipe, "hw": hw, "flags": flags, "env": recipe["serving"]["env"],
+        "tp": recipe["parallelism"]["tensor"], "pp": recipe["parallelism"]["pipeline"], "dp": dp,
+        "ep": recipe["parallelism"]["expert_parallel"] or _on(flags.get("--enable-expert-parallel")),
+        "version": parse_version(eng["version"]), "memory": memory_budget(recipe, hw),
+        "names": {"architecture": model["architecture"], "model": model["id"], "version": eng["version"],
+                  "min_version": eng["min_version"], "nodes": recipe["nodes"]},
+    }
+
+
+def _on(value):
+    return value is not None and str(value).strip().lower() not in ("false", "0", "no", "off")
+
+
+def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_address=None, model_path=None,
+                   head_only=False):
+    """The exact `vllm serve` argv for one node, or None for a node that runs none (a Ray
+    worker; every follower when head_only). Followers of the mp executor get --headless.
+
+    head_only: one engine on the head with TP=PP=1 and vLLM's default executor.
+    """
+    par, eng, srv = recipe["parallelism"], recipe["engine"], recipe["serving"]
+    if head_only and node_rank > 0:
+        return None
+    tp, pp = (1, 1) if head_only else (par["tensor"], par["pipeline"])
+    argv = ["vllm", "serve", model_path or recipe["model"]["id"], "--served-model-name", srv["served_model_name"],
+            "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
+            "--gpu-memory-utilization", "%g" % srv["gpu_memory_utilization"], "--max-model-len", str(srv["max_model_len"])]
+    if head_only:
+        pass
+    elif eng["executor"] == "ray":
+        if node_rank > 0:
+            return None
+        argv += ["--distributed-executor-backend", "ray"]
+    elif recipe["nodes"] > 1:
+        argv += ["--nnodes", str(recipe["nodes"]), "--node-rank", str(node_rank), "--master-addr", head_address]
+        if node_rank > 0:
+            argv.append("--headless")
+    argv += ["--host", str(host), "--port", str(port)]
+    return argv + ["%s=%s" % (flag, value) if value is not True else flag for flag, value in parse_args(srv["args"])]
+
+
+def build(recipe, hw, nodes, settings, log_patterns, containers=None):
+    """The plan from a valid recipe, its hardware profile, the rail plan of every node in
+    rank order ([{name, rails}], the first is the head), the settings (module_utils/_settings)
+    and the table's log patterns. containers: {node: engine container name}."""
+    head = nodes[0]["rails"][0]["address"] if nodes and nodes[0]["rails"] else None
+    head_only = settings["serve_head_only"]
+    executor = recipe["engine"]["executor"]
+    ray_address = "%s:%d" % (head, settings["ray_port"]) if executor == "ray" and head else None
+    model_path = settings["model_path"] or None
+    containers = containers or {}
+
+    def command(rank, head_only):
+        return engine_command(recipe, host=settings["api_host"], port=settings["api_port"], node_rank=rank,
+                              head_address=head, model_path=model_path, head_only=head_only)
+
+    return {
+        "recipe": recipe["name"],
+        "model": recipe["model"]["id"],
+        "model_path": model_path,
+        "served_model_name": recipe["serving"]["served_model_name"],
+        "hardware": recipe["hardware"],
+        "executor": executor,
+        "image": recipe["engine"]["image"],
+        "memory_per_gpu": memory_budget(recipe, hw),
+        "expected_decode_tok_s": (recipe.get("expected") or {}).get("decode_tok_s"),
+        "decode_bound": _bench.decode_bound(recipe, hw, 1 if head_only else recipe["parallelism"]["tensor"]),
+        "head": nodes[0]["name"] if nodes else None,
+        "head_address": head,
+        "gpus_per_node": hw["gpus_per_node"],
+        "api": {"host": settings["api_host"], "port": settings["api_port"]},
+        "ray": {"address": ray_address, "port": settings["ray_port"]} if ray_address else None,
+        "head_only": head_only,
+        "nodes": [{
+            "name": n["name"],
+            "rank": i,
+            "container": containers.get(n["name"], settings["engine_container"]),
+            "rails": [{k: r[k] for k in ("name", "netdev", "rdma_device", "address", "subnet", "mtu")} for r in n["rails"]],
+            "env": node_env(hw, n["rails"], recipe["serving"]["env"], ray_address),
+            "command": command(i, head_only),
+        } for i, n in enumerate(nodes)],
+        # what production runs when the plan serves head-only
+        "production_command": command(0, False) if head_only else None,
+        "per_node_env_keys": list(PER_NODE_ENV),
+        "log_patterns": log_patterns,
+        "settings": settings,
+    }
+
+
+def plan_node(plan, host):
+    """This host's entry in the plan's nodes, with its rank (its index: 0 is the head).
+
+    Raises ValueError naming the host and the plan's nodes when the host is not in it
+    (a play run on other hosts than the plan's would place a node with no rank).
+    """
+    nodes = plan.get("nodes") if isinstance(plan, dict) else None
+    if not isinstance(nodes, list):
+        raise ValueError("the plan has no nodes list: pass the preflight's plan (sparkops_plan)")
+    for rank, node in enumerate(nodes):
+        if node.get("name") == host:
+            return dict(node, rank=rank)
+    raise ValueError("%s is not a node of the plan (%s): run the play on the plan's hosts, or plan again with this one"
+                     % (host, ", ".join(str(n.get("name")) for n in nodes)))

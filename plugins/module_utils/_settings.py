@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection-wide variables (inventory or extra vars), their types and defaults: the
+one place they are defined. The preflight reads them into the plan (plan.settings); a
+play that does not plan reads them with the sparkops.cluster.settings filter. The rail
+variables (sparkops_rails, ...) are read by module_utils/_fabric. Pure Python.
+"""
+
+from __future__ import annotations
+
+# name: (type, default, description); None as default means "unset"
+SETTINGS = {
+    "sparkops_recipe": (str, None, "The recipe to plan (a file of the recipes directory, without .yml)."),
+    "sparkops_recipe_overrides": (dict, {}, "Deep-merged into the recipe; null removes a field, a list replaces "
+                                            "the whole list."),
+    "sparkops_recipes_dir": (str, None, "Your own recipes directory (recipes, and optionally hardware.yml and "
+                                        "known_failures.yml); the collection's recipes/ when unset."),
+    "sparkops_api_host": (str, "127.0.0.1", "Address the OpenAI-compatible API binds to on the head."),
+    "sparkops_api_port": (int, 8000, "Port of the API on the head."),
+    "sparkops_ray_port": (int, 6379, "Port of Ray's GCS on the head."),
+    "sparkops_engine_container": (str, "sparkops-engine", "Name of the engine container on each node (may be "
+                                                          "templated per node)."),
+    "sparkops_model_path": (str, "", "Directory of the weights on every node: synced from the head and served "
+                                     "instead of the hub id; empty serves model.id."),
+    "sparkops_serve_head_only": (bool, False, "One engine on the head (TP=PP=1) instead of the recipe's "
+                                              "parallelism; a test aid."),
+    "sparkops_gpu_required": (bool, True, "Fail the facts step on a node without nvidia-smi."),
+    "sparkops_reclaim_min_cached_gb": (float, 4.0, "Drop the page cache before an engine start only above this "
+                                                   "many GiB of cache."),
+    "sparkops_teardown_reboot": (bool, False, "Teardown reboots the nodes whose memory stays held by no process."),
+    "sparkops_teardown_memory_wait": (int, 120, "Seconds teardown waits for a stopped engine's memory to come back."),
+}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+class SettingError(ValueError):
+    """A collection variable has a value of the wrong kind; the message names it and the fix."""
+
+
+def _coerce(name, kind, value):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE + _FALSE:
+            return str(value).strip().lower() in _TRUE
+    elif kind in (int, float):
+        if not isinstance(value, bool):
+            try:
+                number = float(str(value).strip())
+                if kind is int and number == int(number):
+                    return int(number)
+                if kind is float:
+                    return number
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    elif isinstance(value, kind):
+        return value
+    raise SettingError("%s must be %s, got %r" % (
+        name, {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+               dict: "a mapping"}[kind], value))
+
+
+def read(variables):
+    """{name without the sparkops_ prefix: value} from a host's variables, defaults filled,
+    values coerced (a number written as text is the number). Raises SettingError listing
+    every variable of the wrong kind."""
+    out, errors = {}, []
+    for name, (kind, default, _doc) in SETTINGS.items():
+        value = variables.get(name, default) if hasattr(variables, "get") else default
+        if value is None:
+            value = default
+        try:
+            out[name[len("sparkops_"):]] = value if value is None else _coerce(name, kind, value)
+        except SettingError as exc:
+            errors.append(str(exc))
+    port = out.get("api_port")
+    if isinstance(port, int) and not 1 <= port <= 65535:
+        errors.append("sparkops_api_port must be a TCP port (1-65535), got %d" % port)
+    if errors:
+        raise SettingError("; ".join(errors))
+    return out

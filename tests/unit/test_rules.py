@@ -1,0 +1,234 @@
+"""The preflight's rules (module_utils/_rules) against the table of known failures: the
+field reports' recipes pass, known-bad plans are refused with the row's words."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _plan, _recipe, _rules
+from conftest import REPO
+
+RECIPES = REPO / "recipes"
+HARDWARE = yaml.safe_load((RECIPES / "hardware.yml").read_text())
+TABLE = _rules.Table(yaml.safe_load((RECIPES / "known_failures.yml").read_text()))
+GOOD = ["qwen397b", "qwen397b-int4", "minimax-m27", "qwen3-vl-235b", "qwen397b-h200x8"]
+GIB = 1024 ** 3
+
+
+def recipe(name, **overrides):
+    r = yaml.safe_load((RECIPES / ("%s.yml" % name)).read_text())
+    return _recipe.validate(_recipe.merge(r, overrides), source=name, known_rows=set(TABLE.rows))
+
+
+def findings(r):
+    refused, warned = _rules.run(TABLE, "recipe", _plan.recipe_context(r, HARDWARE[r["hardware"]]))
+    return refused, warned
+
+
+def refusals(r):
+    return findings(r)[0]
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_field_report_recipes_pass(name):
+    r = recipe(name)
+    assert refusals(r) == []
+    assert _plan.memory_budget(r, HARDWARE[r["hardware"]])["fits"]
+
+
+def test_recipe_files_all_valid():
+    for path in RECIPES.glob("*.yml"):
+        if path.name not in ("hardware.yml", "known_failures.yml"):
+            _recipe.validate(yaml.safe_load(path.read_text()), source=path.name, known_rows=set(TABLE.rows))
+
+
+BAD = [
+    # (id, recipe, overrides, rule, words in the message)
+    ("ep-hybrid-flag", "qwen397b", {"serving": {"args": ["--enable-expert-parallel"]}}, "KF-1", "hybrid GDN/Mamba"),
+    ("ep-hybrid-field", "qwen397b", {"parallelism": {"expert_parallel": True}}, "KF-1", "vllm#41862"),
+    ("ep-hybrid-underscores", "qwen397b", {"serving": {"args": ["--enable_expert_parallel"]}}, "KF-1", "qwen3_5_moe"),
+    ("ep-h200-dp8", "qwen397b-h200x8",
+     {"parallelism": {"tensor": 1, "expert_parallel": True},
+      "serving": {"args": ["--data-parallel-size=8", "--enable-expert-parallel"]}},
+     "KF-1", "deadlocks"),
+    ("tp2-226gb-2nodes", "qwen397b-int4",
+     {"nodes": 2, "parallelism": {"tensor": 2}, "engine": {"fixes": ["vllm-pr-36329"]}}, "KF-100", "does not fit"),
+    ("fp8-m27-2nodes", "minimax-m27", {"model": {"id": "MiniMaxAI/MiniMax-M2.7", "size_gb": 229, "quantization": "fp8"}},
+     "KF-100", "exit 137"),
+    ("397b-fp8-2nodes", "qwen397b", {"nodes": 2, "parallelism": {"tensor": 2}}, "KF-100", "does not fit"),
+    ("util-090-gb10", "qwen397b", {"serving": {"gpu_memory_utilization": 0.90}}, "KF-25", "above 0.85"),
+    ("util-092-m27", "minimax-m27", {"serving": {"gpu_memory_utilization": 0.92}}, "KF-25", "unified memory"),
+    ("tp-vs-nodes", "qwen397b", {"nodes": 3}, "PLAN-1", "3 node(s)"),
+    ("pp3-on-4", "qwen397b", {"parallelism": {"tensor": 1, "pipeline": 3}}, "PLAN-1", "= 3 GPUs"),
+    ("tp8-on-4-sparks", "qwen397b", {"parallelism": {"tensor": 8}}, "PLAN-1", "= 8 GPUs"),
+    ("tp-in-args", "qwen397b", {"serving": {"args": ["--tensor-parallel-size=2"]}}, "PLAN-2", "serving.args"),
+    ("tp-in-args-one-item", "qwen397b", {"serving": {"args": ["--tensor_parallel_size 2"]}}, "PLAN-2", "parallelism.tensor"),
+    ("util-in-args", "qwen397b", {"serving": {"args": ["--gpu-memory-utilization", "0.95"]}}, "PLAN-2",
+     "serving.gpu_memory_utilization"),
+    ("old-engine-gdn", "qwen397b", {"engine": {"version": "0.17.0"}}, "KF-102", "older than 0.18.2"),
+    ("rc-engine-load-hang", "qwen397b-int4", {"engine": {"version": "0.17.0rc1", "min_version": "0.16.0"}}, "KF-3", "hang"),
+    ("marlin-tp4-no-fix", "qwen397b-int4", {"engine": {"fixes": []}}, "KF-2", "min_thread_n 64"),
+    ("prefix-cache-0172", "qwen397b-int4",
+     {"nodes": 2, "parallelism": {"tensor": 2}, "model": {"size_gb": 120},
+      "engine": {"version": "0.17.2rc1", "min_version": "0.16.0", "fixes": ["vllm-pr-36329"]},
+      "serving": {"args": ["--enable-prefix-caching"], "env": {"VLLM_DISABLE_SHARED_EXPERTS_STREAM": "1"}}},
+     "KF-4", "never binds"),
+    ("deepgemm-on", "minimax-m27", {"serving": {"env": {"VLLM_USE_DEEP_GEMM": "1"}}}, "KF-22", "sm_121"),
+    ("gdr-forced", "qwen397b", {"serving": {"env": {"NCCL_NET_GDR_LEVEL": "SYS"}}}, "KF-12", "GPUDirect"),
+    ("dmabuf-on", "qwen397b", {"serving": {"env": {"NCCL_DMABUF_ENABLE": "1"}}}, "KF-12", "dma-buf"),
+    ("vl-cudnn", "qwen3-vl-235b", {"engine": {"disable_cudnn": False}}, "KF-28", "Conv3d"),
+    ("shared-experts-stream", "minimax-m27", {"serving": {"env": {"VLLM_DISABLE_SHARED_EXPERTS_STREAM": "0"}}},
+     "KF-31", "deadlock"),
+    ("ray-monitor-on", "qwen397b", {"serving": {"env": {"RAY_memory_monitor_refresh_ms": "250"}}}, "KF-21", "95%"),
+    ("gid-index-pinned", "qwen397b", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "KF-17", "nccl#1333"),
+    ("gid-index-empty", "qwen397b", {"serving": {"env": {"NCCL_IB_GID_INDEX": ""}}}, "KF-17", "read as 0"),
+    ("per-node-hca", "qwen397b", {"serving": {"env": {"NCCL_IB_HCA": "=rocep1s0f1:1"}}}, "KF-20", "per node"),
+    ("per-node-ifname", "minimax-m27", {"serving": {"env": {"GLOO_SOCKET_IFNAME": "enp1s0f1np1"}}}, "KF-20", "per-node"),
+    ("sglang-env", "qwen397b", {"serving": {"env": {"SGLANG_DISABLE_CUDA_GRAPH": "1"}}}, "KF-6", "no effect"),
+    ("mm-encoder-data", "qwen3-vl-235b", {"serving": {"args": ["--mm-encoder-tp-mode=data"]}}, "KF-103", "encoder"),
+    ("recipe-known-bad", "minimax-m27", {"serving": {"args": ['--compilation-config={"cudagraph_mode":"PIECEWISE"}']}},
+     "KF-106", "regressed"),
+    ("recipe-known-bad-dp", "qwen397b", {"serving": {"args": ["--data-parallel-size=4"]}}, "KF-1", "deadlocks"),
+    ("bind-all", "qwen397b", {"serving": {"args": ["--host=0.0.0.0"]}}, "SEC-1", "loopback"),
+    ("ep-dense", "qwen397b-h200x8", {"model": {"moe": False, "hybrid_gdn": False}, "parallelism": {"expert_parallel": True}},
+     "PLAN-3", "no experts"),
+    ("bind-port", "qwen397b", {"serving": {"args": ["--port", "9000"]}}, "SEC-1", "--port"),
+]
+
+
+@pytest.mark.parametrize("case, name, overrides, rule, words", BAD, ids=[b[0] for b in BAD])
+def test_bad_plan_is_refused(case, name, overrides, rule, words):
+    out = refusals(recipe(name, **overrides))
+    hit = [r for r in out if r["rule"] == rule]
+    assert hit, "%s: expected a %s refusal, got %s" % (case, rule, [str(r) for r in out])
+    text = str(hit[0])
+    assert words in text and "Fix: " in text and "source: " in text
+
+
+def test_tp2_memory_figures_of_the_forum_report():
+    r = recipe("qwen397b-int4", nodes=2, parallelism={"tensor": 2}, engine={"fixes": ["vllm-pr-36329"]})
+    mem = _plan.memory_budget(r, HARDWARE["gb10"])
+    assert mem["weights_gib"] == pytest.approx(226e9 / 2 / GIB, abs=0.01)
+    assert mem["budget_gib"] == pytest.approx(128 * 0.78, abs=0.01) and not mem["fits"]
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda r: r.pop("model"), "model.id is missing"),
+    (lambda r: r["parallelism"].update(tensor="four"), "parallelism.tensor must be tensor parallel size"),
+    (lambda r: r["serving"].update(gpu_memory_utilization=1.5), "a fraction between 0 and 1"),
+    (lambda r: r["engine"].update(executor="slurm"), "ray or mp"),
+    (lambda r: r["serving"]["args"].insert(0, "tensor-parallel-size=4"), "serving.args[0] 'tensor-parallel-size=4' is neither"),
+    (lambda r: r.update(known_bad=[{"option": "--x", "row": "KF-999"}]), "known_bad[0].row KF-999 is not a row"),
+    (lambda r: r["engine"].update(version="nightly"), "engine.version must be MAJOR.MINOR"),
+    (lambda r: r.update(parallelismm={}), "unknown top-level field(s) parallelismm"),
+    (lambda r: r["model"].update(quantization="q4_k_m"), "model.quantization must be one of"),
+])
+def test_bad_recipe_names_the_field(mutate, words):
+    r = yaml.safe_load((RECIPES / "qwen397b.yml").read_text())
+    mutate(r)
+    with pytest.raises(_recipe.RecipeError) as err:
+        _recipe.validate(r, source="qwen397b.yml", known_rows=set(TABLE.rows))
+    assert words in str(err.value)
+
+
+def nodes(addresses, mtu=9000):
+    return [{"name": "spark-%d" % i, "mtu": mtu if not isinstance(mtu, list) else mtu[i],
+             "rails": [{"name": "rail1", "subnet": "192.168.100.0/24", "address": a}]} for i, a in enumerate(addresses)]
+
+
+def inventory(nodes_, errors=None):
+    return [str(r) for r in _rules.run(TABLE, "inventory", {"nodes": nodes_, "errors": errors or {}})[0]]
+
+
+@pytest.mark.parametrize("inv, words", [
+    (nodes(["192.168.100.10", "192.168.100.10"]), "already used by spark-0"),
+    (nodes(["192.168.100.10", "192.168.101.11"]), "not a host address of the rail subnet"),
+    (nodes(["192.168.100.10", "192.168.100.255"]), "not a host address"),
+    (nodes(["192.168.100.10", "192.168.100.11"], mtu=[9000, 1500]), "MTU differs across nodes"),
+    (nodes(["192.168.100.10", "not-an-ip"]), "does not appear to be an IPv4 or IPv6 address"),
+])
+def test_bad_inventory(inv, words):
+    out = inventory(inv)
+    assert any(words in r for r in out), out
+
+
+def test_good_inventory():
+    assert inventory(nodes(["192.168.100.10", "192.168.100.11"])) == []
+    bad_subnet = nodes(["192.168.100.10"])
+    bad_subnet[0]["rails"][0]["subnet"] = "192.168.100.1/24"
+    assert "host bits set" in inventory(bad_subnet)[0]
+    assert inventory([], {"spark-x": "spark-x: sparkops_rails must be a non-empty list"})[0].startswith(
+        "[INV-1] spark-x: spark-x: sparkops_rails must be a non-empty list")
+
+
+def facts(**per_host):
+    base = {"driver_version": "580.142", "rails_up": {"rail1": True}, "rail_mtu": {"rail1": 9000},
+            "mem_available": 110 * GIB, "reboot_required": False}
+    return {h: dict(base, **f) for h, f in per_host.items()}
+
+
+def fact_refusals(per_host, r):
+    planned = [{"name": h, "rails": [{"name": "rail1", "mtu": 9000}]} for h in per_host]
+    return _rules.run(TABLE, "facts", {"facts": per_host, "recipe": r, "hw": HARDWARE["gb10"], "nodes": planned})[0]
+
+
+@pytest.mark.parametrize("per_host, rule, words", [
+    ({"a": {"driver_version": "580.95.05"}, "b": {}, "c": {}, "d": {}}, "KF-105", "580.95.05 on a"),
+    ({"a": {"rails_up": {"rail1": False}}, "b": {}}, "KF-13", "rail is down"),
+    ({"a": {"rail_mtu": {"rail1": 1500}}, "b": {}}, "KF-18", "a: rail rail1 has MTU 1500, not 9000"),
+    ({"a": {"reboot_required": True, "reboot_reason": "33.8 GiB held by no process"}, "b": {}}, "KF-9", "33.8 GiB"),
+    ({"a": {"mem_available": 100 * GIB}, "b": {"mem_available": 93 * GIB}}, "KF-10", "7.0 GiB less than a"),
+    ({"a": {"hostname_loopback": "127.0.1.1"}, "b": {}}, "KF-19", "127.0.1.1"),
+])
+def test_dynamic_refusals(per_host, rule, words):
+    r = recipe("minimax-m27")
+    out = fact_refusals(facts(**per_host), r)
+    hit = [x for x in out if x["rule"] == rule]
+    assert hit and words in str(hit[0]), [str(x) for x in out]
+
+
+def test_healthy_facts_pass():
+    assert fact_refusals(facts(a={}, b={}), recipe("minimax-m27")) == []
+
+
+def test_engine_command_ray_and_mp():
+    r = recipe("qwen397b")
+    argv = _plan.engine_command(r)
+    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3.5-397B-A17B-FP8"]
+    assert "--distributed-executor-backend" in argv and argv[argv.index("--tensor-parallel-size") + 1] == "4"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    mp = recipe("qwen397b", engine={"executor": "mp"})
+    follower = _plan.engine_command(mp, node_rank=2, head_address="192.168.100.10")
+    assert follower[follower.index("--port") + 1] == "8000"
+    assert "--headless" in follower and follower[follower.index("--master-addr") + 1] == "192.168.100.10"
+    assert "--headless" not in _plan.engine_command(mp, node_rank=0, head_address="192.168.100.10")
+
+
+def test_engine_command_ray_followers_and_head_only():
+    r = recipe("qwen397b")
+    assert _plan.engine_command(r, node_rank=1) is None  # Ray workers run no `vllm serve`
+    head = _plan.engine_command(r, head_only=True, host="0.0.0.0", port=9000)
+    assert "--distributed-executor-backend" not in head and "--nnodes" not in head
+    assert head[head.index("--tensor-parallel-size") + 1] == "1"
+    assert head[head.index("--host") + 1:head.index("--port") + 2] == ["0.0.0.0", "--port", "9000"]
+    assert _plan.engine_command(r, node_rank=3, head_only=True) is None
+
+
+def test_override_null_removes_an_optional_field_and_a_required_one_is_then_missing():
+    r = recipe("qwen397b", expected={"decode_tok_s": None})
+    assert "decode_tok_s" not in r["expected"] and r["expected"]["source"]
+    with pytest.raises(_recipe.RecipeError, match=r"serving.served_model_name is missing"):
+        recipe("qwen397b", serving={"served_model_name": None})
+
+
+def test_plan_node_gives_the_rank_and_names_a_stranger():
+    plan_node = _plan.plan_node
+    plan = {"nodes": [{"name": "spark-alpha", "rails": [{"address": "192.168.100.10"}]},
+                      {"name": "spark-beta", "rails": [{"address": "192.168.100.11"}]}]}
+    assert plan_node(plan, "spark-beta") == {"name": "spark-beta", "rails": [{"address": "192.168.100.11"}], "rank": 1}
+    assert plan_node(plan, "spark-alpha")["rank"] == 0 and "rank" not in plan["nodes"][0]
+    with pytest.raises(ValueError, match=r"^spark-zeta is not a node of the plan \(spark-alpha, spark-beta\)"):
+        plan_node(plan, "spark-zeta")
+    with pytest.raises(ValueError, match="the plan has no nodes list"):
+        plan_node({"head": "spark-alpha"}, "spark-alpha")

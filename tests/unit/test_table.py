@@ -1,0 +1,94 @@
+"""recipes/known_failures.yml is the one table: every id cited anywhere exists, every row
+has public sources, every rule has its row and every row's rule exists, and no text a
+user reads cites the project's internal documents."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _rules
+from conftest import REPO
+
+ROWS = yaml.safe_load((REPO / "recipes" / "known_failures.yml").read_text())
+TABLE = _rules.Table(ROWS)
+CITED = re.compile(r"\b((?:KF|PLAN|INV|SEC)-\d+)\b")
+SHIPPED = ("plugins", "roles", "playbooks", "recipes", "inventory", "README.md", "CHANGELOG.md")
+INTERNAL = re.compile(r"(?i:\bseeds? ?[-#]?\d{3}\b)|KNOWN_FAILURES|shared/(?:seeds|DESIGN|ENVIRONMENT|KNOWN)")
+
+
+def shipped_files():
+    for name in SHIPPED:
+        path = REPO / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            if f.suffix in (".py", ".yml", ".yaml", ".md", ".j2", ".sh", ".cfg", ".txt", ""):
+                yield f
+
+
+def test_every_cited_id_is_a_row():
+    missing = {}
+    for f in shipped_files():
+        for row_id in CITED.findall(f.read_text(errors="replace")):
+            if row_id not in TABLE:
+                missing.setdefault(row_id, []).append(str(f.relative_to(REPO)))
+    assert not missing, "ids cited but not in recipes/known_failures.yml: %s" % missing
+
+
+def test_every_row_has_public_sources_and_no_internal_one():
+    for row in ROWS:
+        assert row["sources"], row["id"]
+        for source in row["sources"]:
+            assert not INTERNAL.search(source) and "sparkops" not in source.lower() or source.startswith(
+                "sparkops.cluster README"), (row["id"], source)
+
+
+def test_every_rule_has_its_row_and_every_named_rule_exists():
+    registered = {(row_id, fn.__name__) for row_id, _stage, fn in _rules.RULES}
+    named = set()
+    for row in ROWS:
+        rule = (row.get("detect") or {}).get("rule")
+        for name in ([rule] if isinstance(rule, str) else rule or []):
+            named.add((row["id"], name))
+    assert {r for r, _n in registered} <= set(TABLE.rows), "rules registered under no row"
+    assert registered == named, "rule names in the table and in _rules differ: %s" % (registered ^ named)
+
+
+def test_no_user_facing_text_cites_internal_documents():
+    hits = []
+    for f in shipped_files():
+        for n, line in enumerate(f.read_text(errors="replace").splitlines(), 1):
+            if INTERNAL.search(line):
+                hits.append("%s:%d: %s" % (f.relative_to(REPO), n, line.strip()))
+    assert not hits, "\n".join(hits)
+
+
+def test_rows_named_by_recipes_render_with_the_recipe_names():
+    names = {"architecture": "a", "model": "m", "version": "0.1", "min_version": "0.1", "nodes": 2}
+    for path in (REPO / "recipes").glob("*.yml"):
+        if path.name in ("hardware.yml", "known_failures.yml"):
+            continue
+        for bad in yaml.safe_load(path.read_text()).get("known_bad") or []:
+            finding = TABLE.finding(bad["row"], bad["option"], **names)
+            assert finding["reason"] and finding["fix"], (path.name, bad)
+
+
+@pytest.mark.parametrize("rows, words", [
+    ([{"id": "X-1", "title": "t", "reason": "r", "fix": "f", "sources": [], "severity": "refuse"}], "lacks sources"),
+    ([{"id": "X-1", "title": "t", "reason": "r", "fix": "f", "sources": ["s"], "severity": "maybe"}], "refuse or warn"),
+    ([{"id": "X-1", "title": "t", "reason": "r", "fix": "f", "sources": ["s"], "severity": "warn"}] * 2, "used twice"),
+    ([{"id": "X-1", "title": "t", "reason": "r", "fix": "f", "sources": ["s"], "severity": "warn",
+       "detect": {"patterns": ["(unclosed"]}}], "is not a regular expression"),
+])
+def test_a_broken_table_is_named(rows, words):
+    with pytest.raises(_rules.TableError, match=re.escape(words)):
+        _rules.Table(rows)
+
+
+def test_a_row_whose_words_name_a_value_its_rule_does_not_give():
+    table = _rules.Table([{"id": "X-1", "title": "t", "reason": "{nope}", "fix": "f", "sources": ["s"],
+                           "severity": "warn"}])
+    with pytest.raises(_rules.TableError, match="row X-1 names 'nope'"):
+        table.finding("X-1", "--x")
