@@ -7,17 +7,24 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: preflight
-short_description: Refuse known-bad serving plans before touching a node
+short_description: Refuse known-bad serving plans before touching a node, and make the plan
 description:
-  - Loads a model recipe (C(recipes/NAME.yml)), applies O(overrides), validates it
-    against the recipe schema and checks the plan against the rules drawn from the
-    field reports (C(recipes/known_failures.yml)). Each refusal names the option, the
-    reason, the fix and the upstream source.
-  - O(stage=static) uses only the recipe and the inventory (rail addresses, subnets,
-    MTU), so it works while the nodes are down. O(stage=dynamic) also checks gathered
-    node facts (O(facts)), that is driver versions, rails up, memory balance, leaked
-    memory, loopback hostnames and model presence.
-  - Returns the plan, per node rail addresses, environment and the exact engine command.
+  - Loads a model recipe (C(recipes/NAME.yml), or your own directory with
+    C(sparkops_recipes_dir)), applies O(overrides), validates it against the recipe schema
+    and checks the plan against the rules of C(recipes/known_failures.yml), the one table of
+    what is refused, warned about and recognised in engine logs. Each refusal names the
+    rule (the row's id), the option, the reason, the fix and the public source.
+  - O(stage=static) uses only the recipe, the collection variables and the inventory (rail
+    addresses, subnets, MTU), so it works while the nodes are down. O(stage=dynamic) also
+    checks gathered node facts (O(facts)) - driver versions, rails up and their MTU, memory
+    balance, memory held by no process, loopback hostnames. In check mode the dynamic
+    stage warns instead of refusing (the facts are the nodes' before host setup's changes).
+  - Returns the plan - per node rank, engine container, rails, the container's environment
+    and the exact engine command - which the roles read (the deploy flow sets it as
+    C(sparkops_plan)). The collection variables (C(sparkops_api_host), C(sparkops_api_port),
+    C(sparkops_ray_port), C(sparkops_engine_container), C(sparkops_model_path), ...; the
+    README's inventory reference) are read from the host's variables, checked, and returned
+    in C(plan.settings).
   - Runs on the controller only (action plugin); never changes anything.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
@@ -26,13 +33,13 @@ extends_documentation_fragment:
   - sparkops.cluster.attributes.READ_ONLY
 options:
   recipe:
-    description: Recipe name (file name without C(.yml)).
+    description: Recipe name (file name without C(.yml)); default C(sparkops_recipe).
     type: str
-    required: true
   overrides:
-    description: Deep-merged into the recipe (for example another image, or the tiny model of the simulated cluster).
+    description:
+      - Deep-merged into the recipe (dicts merge, null removes a field, a list replaces the whole
+        list); default C(sparkops_recipe_overrides).
     type: dict
-    default: {}
   hosts:
     description: Nodes of the plan in rank order; the first is the head. Defaults to the play's hosts.
     type: list
@@ -44,28 +51,11 @@ options:
     default: static
   facts:
     description:
-      - Per host facts for O(stage=dynamic), each a mapping with driver_version, rails_up,
-        rail_mtu, mem_available, reboot_required, reboot_reason, hostname_loopback, model_bytes.
+      - Per host facts for O(stage=dynamic), each a mapping with driver_version, rails_up (rail
+        name to bool), rail_mtu (rail name to int), mem_available, reboot_required,
+        reboot_reason, hostname_loopback, gloo_socket_ifname.
     type: dict
     default: {}
-  recipes_dir:
-    description: Directory of the recipes; defaults to the collection's C(recipes/).
-    type: path
-  api_host:
-    description: Address the API server binds to, in the engine command. Keep the default unless the API must be reachable from other machines.
-    type: str
-    default: 127.0.0.1
-  api_port:
-    description: Port of the API server, in the engine command.
-    type: int
-    default: 8000
-  head_only:
-    description:
-      - Plan one engine on the head with TP=PP=1 and vLLM's default executor, the
-        followers running none. For the simulated cluster, whose CPU build of vLLM refuses
-        the Ray executor; the plan then also holds C(production_command).
-    type: bool
-    default: false
 """
 
 EXAMPLES = r"""
@@ -74,27 +64,44 @@ EXAMPLES = r"""
     recipe: qwen397b
   run_once: true
   register: preflight
+
+- name: Every node's engine command
+  ansible.builtin.debug:
+    msg: "{{ preflight.plan.nodes | map(attribute='command') }}"
 """
 
 RETURN = r"""
 plan:
   description: >-
-    The plan (memory per GPU, head, per node rails, environment and engine command, the
-    expected decode band and C(decode_bound), the single-stream decode ceiling set by
-    memory bandwidth).
-  returned: success or refusal
+    The plan - recipe, model, model_path, served_model_name, hardware, executor, image,
+    memory_per_gpu, expected_decode_tok_s, decode_bound (the single-stream decode ceiling set
+    by memory bandwidth), head, head_address, gpus_per_node, api, ray (address, port),
+    nodes (name, rank, container, rails, env, command), production_command,
+    per_node_env_keys, log_patterns (the table's rows with log patterns), settings.
+  returned: when the recipe, the settings and the inventory's rails could be read
   type: dict
 refusals:
-  description: Every refused point (rule, option, reason, fix, source).
+  description: >-
+    Every refused point, of every class (recipe file and fields, settings, node count,
+    inventory, recipe rules, facts) - rule (the row id of recipes/known_failures.yml),
+    option, reason, fix, sources, severity, title.
   returned: always
   type: list
   elements: dict
+  sample:
+    - rule: KF-1
+      option: --enable-expert-parallel
+      reason: expert parallel deadlocks on hybrid GDN/Mamba models (qwen3_5_moe) during graph capture or the profile run
+      fix: drop --enable-expert-parallel (and data parallel with experts); use tensor or pipeline parallel
+      sources: ["vllm-project/vllm#41862 (EP Deadlock with Hybrid GDN/Mamba Architecture)"]
+      severity: refuse
+      title: Expert parallel deadlocks on hybrid GDN/Mamba models
 recipe:
   description: The recipe after overrides.
   returned: when the recipe is valid
   type: dict
 warnings:
-  description: Points that do not refuse the plan.
+  description: Points that do not refuse the plan (rows of severity warn).
   returned: when the recipe is valid
   type: list
   elements: str
