@@ -56,3 +56,42 @@ def test_bad_plan_refused_in_seconds(tmp_path, monkeypatch, label, overrides, ne
                                    for x in res["refusals"]), res["refusals"]
     assert any(needle.startswith("[%s]" % x["rule"]) or needle in x["reason"] for x in res["refusals"])
     assert elapsed < 30, "refusal took %.1f s" % elapsed
+
+
+def test_a_target_group_without_hosts_fails_naming_the_variable(tmp_path, monkeypatch):
+    """A consumer's own group name and no sparkops_target: the run fails, it does not
+    skip every play and report success."""
+    monkeypatch.setenv("PATH", "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]))
+    r = ansible_runner.run(
+        private_data_dir=str(tmp_path), project_dir=str(REPO),
+        playbook=str(REPO / "playbooks" / "teardown.yml"), inventory=str(REPO / "inventory" / "simulated"),
+        extravars={"sparkops_target": "my_sparks"}, envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, quiet=True)
+    assert r.status == "failed"
+    failed = [e for e in r.events if e["event"] == "runner_on_failed"]
+    msg = failed[0]["event_data"]["res"]["msg"]
+    assert msg.startswith("no host in the inventory group 'my_sparks': set sparkops_target"), msg
+    assert "sparkops_nodes" in msg and sum(r.stats["changed"].values()) == 0
+
+
+def test_a_recipe_of_your_own_directory_is_planned(tmp_path, monkeypatch):
+    """sparkops_recipes_dir: a consumer's recipe outside the collection (the collection's
+    hardware profiles and table serve it)."""
+    import yaml
+    monkeypatch.setenv("PATH", "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]))
+    own = tmp_path / "my-recipes"
+    own.mkdir()
+    recipe = yaml.safe_load((REPO / "recipes" / "qwen397b.yml").read_text())
+    recipe.update(name="my-qwen", description="a consumer's recipe")
+    (own / "my-qwen.yml").write_text(yaml.safe_dump(recipe))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    r = ansible_runner.run(
+        private_data_dir=str(run_dir), project_dir=str(REPO),
+        playbook=str(REPO / "playbooks" / "flow" / "plan.yml"), inventory=str(REPO / "inventory" / "simulated"),
+        extravars={"sparkops_recipe": "my-qwen", "sparkops_recipes_dir": str(own)},
+        envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, quiet=True)
+    assert r.status == "successful", [e["event_data"].get("res", {}).get("msg") for e in r.events
+                                      if e["event"] == "runner_on_failed"]
+    plans = [e["event_data"]["res"] for e in r.events if e["event"] == "runner_on_ok"
+             and e["event_data"]["task"] == "Refuse a known-bad plan before touching any node"]
+    assert plans[0]["plan"]["recipe"] == "my-qwen" and plans[0]["refusals"] == []
