@@ -26,7 +26,6 @@ class Refused(Exception):
         self.refusal = refusal
 
 
-
 def read_recipe(table, name, directory, overrides, known_rows):
     """The recipe after overrides, validated; Refused (PLAN-4) naming the field and the fix."""
     def refuse(detail, fix):
@@ -46,8 +45,8 @@ def read_recipe(table, name, directory, overrides, known_rows):
     if why:
         refuse(why, "fix the YAML of %s" % path)
     if not isinstance(data, dict):
-        refuse("recipe %s must be a mapping of fields, got %s" % (path, "an empty file" if data is None
-                                                                else type(data).__name__),
+        got = "an empty file" if data is None else type(data).__name__
+        refuse("recipe %s must be a mapping of fields, got %s" % (path, got),
                "write the recipe as a mapping (see recipes/qwen397b.yml)")
     if not isinstance(overrides, dict):
         refuse("sparkops_recipe_overrides must be a mapping, got %s" % type(overrides).__name__,

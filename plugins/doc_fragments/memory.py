@@ -15,7 +15,7 @@ options:
       - Look for memory no process holds. C(auto) runs it when C(/proc) lists every process
         of the machine (this process is in the machine's first PID namespace,
         C(/proc/self/ns/pid) reads C(pid:[4026531836]), and C(hidepid) hides nothing from it)
-        and says in RV(reason) why otherwise; C(always) runs it regardless; C(never) skips it.
+        and says in C(reason) why otherwise; C(always) runs it regardless; C(never) skips it.
       - Marker files such as C(/.dockerenv) decide nothing, since a VM image can carry one and
         still see every process.
     type: str
@@ -26,7 +26,7 @@ options:
     type: float
     default: 8.0
   fail_on_leak:
-    description: Fail when RV(reboot_required) is true.
+    description: Fail when memory held by no process exceeds O(leak_threshold_gb) (C(reboot_required) is true).
     type: bool
     default: false
   settle_timeout:

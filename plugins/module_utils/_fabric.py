@@ -187,8 +187,8 @@ def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
             (allreduce.get("size_bytes") or 0) // 2 ** 20, allreduce.get("busbw_gbs"),
             "correct" if allreduce.get("correct") else "WRONG"))
         if min_busbw_gbs is not None and (allreduce.get("busbw_gbs") or 0) < min_busbw_gbs:
-            below.append("all-reduce bus bandwidth %.3f GB/s is below %.3f GB/s" % (allreduce.get("busbw_gbs") or 0,
-                                                                                   min_busbw_gbs))
+            below.append("all-reduce bus bandwidth %.3f GB/s is below %.3f GB/s"
+                         % (allreduce.get("busbw_gbs") or 0, min_busbw_gbs))
         if not allreduce.get("correct"):
             below.append("all-reduce returned a wrong sum")
     lines.append("below threshold: " + "; ".join(below) if below else "every link meets its threshold")

@@ -51,7 +51,7 @@ class Refusal(dict):
 
 
 def _fields(text):
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    return {field[1] for field in string.Formatter().parse(text) if field[1]}
 
 
 class Table:
