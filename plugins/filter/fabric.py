@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 # Each filter's documentation is in the .yml file of its name beside this one (a
-# DOCUMENTATION here would be shown for all four).
+# DOCUMENTATION string here would be shown for all of them).
 
 from ansible.errors import AnsibleFilterError
 
