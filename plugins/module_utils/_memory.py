@@ -68,12 +68,27 @@ def process_rss():
 
 
 def gpu_process_bytes(module):
+    """Memory of the GPU processes that sits in the node's RAM: on unified memory (GB10:
+    nvidia-smi reports no memory.total of its own) a GPU allocation is system memory
+    and counts as accounted; a discrete GPU's memory (H100, H200) is not in /proc/meminfo,
+    so nothing of it is taken off the node's used memory."""
     smi = module.get_bin_path("nvidia-smi")
     if not smi:
         return 0
+    limit = module.params["command_timeout"]
+    rc, out, err = _command.run_module_tool(module, [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                                            limit, ok=None)
+    if rc != 0:
+        module.warn("nvidia-smi --query-gpu failed (rc=%d): %s; GPU processes not counted" % (rc, err.strip()))
+        return 0
+    try:
+        totals = [r["memory.total"] for r in _nvsmi.parse_query_csv(out, fields=["memory.total"])]
+    except ToolOutputError as exc:
+        module.fail_json(msg=str(exc), stdout=out)
+    if not totals or any(t is not None for t in totals):
+        return 0  # discrete GPU memory: not the node's RAM
     rc, out, err = _command.run_module_tool(module, [smi, "--query-compute-apps=pid,used_memory",
-                                                     "--format=csv,noheader,nounits"],
-                                            module.params["command_timeout"], ok=None)
+                                                     "--format=csv,noheader,nounits"], limit, ok=None)
     if rc != 0:
         module.warn("nvidia-smi --query-compute-apps failed (rc=%d): %s; GPU processes not counted" % (rc, err.strip()))
         return 0

@@ -14,7 +14,7 @@ description:
   - Looks for memory that no process holds. On GB10 (unified memory) a container killed
     during a load leaves its GPU memory allocated until a reboot (about 33 GB per failed
     launch reported on two Sparks; vllm PR#45179). When MemTotal - MemAvailable minus what
-    processes (RssAnon), GPU processes (C(nvidia-smi)) and the kernel's counters account
+    processes (RssAnon), GPU processes on unified memory (C(nvidia-smi)) and the kernel's counters account
     for exceeds O(leak_threshold_gb), C(reboot_required) is true with the figure and the
     reason. With O(settle_timeout) it waits for a just-stopped engine's memory to come back.
   - The deploy flow's facts step and C(playbooks/teardown.yml) use it; the cache drop before

@@ -17,7 +17,7 @@ description:
     right after the first changes nothing.
   - It also looks for memory that no process holds. On GB10 a container killed during a
     load leaves its GPU memory allocated until a reboot (about 33 GB per failed launch
-    reported on two Sparks; vllm PR#45179). When MemTotal - MemAvailable minus what processes (RssAnon), GPU processes
+    reported on two Sparks; vllm PR#45179). When MemTotal - MemAvailable minus what processes (RssAnon), GPU processes on unified memory
     (C(nvidia-smi)) and the kernel's counters account for exceeds
     O(leak_threshold_gb), RV(reboot_required) is true with the figure and the reason,
     and the module fails when O(fail_on_leak) is set.

@@ -92,7 +92,7 @@ def test_gpu_facts_hung_nvidia_smi(run_module, hung):
 def test_memory_modules_hung_nvidia_smi(run_module, hung, module, args):
     pids = hung("nvidia-smi")
     failed, r, elapsed = timed(run_module, module, dict(args, leak_check="always", command_timeout=1))
-    assert failed and elapsed < BOUND and "--query-compute-apps" in r["msg"] and "within 1s" in r["msg"]
+    assert failed and elapsed < BOUND and "nvidia-smi --query-gpu=memory.total" in r["msg"] and "within 1s" in r["msg"]
     no_process_left(pids)
 
 

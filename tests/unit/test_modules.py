@@ -221,3 +221,21 @@ def test_memory_facts_reads_and_never_changes(run_module, binaries, fake_proc, m
     assert failed and r["msg"].startswith("reboot required: ")
     failed, r = run_module(memory_facts, {"leak_check": "never"})
     assert not failed and r["ansible_facts"]["sparkops_memory"]["reason"] == "leak check disabled (leak_check=never)"
+
+
+def test_gpu_memory_counts_only_where_it_is_the_nodes_ram(run_module, commands, binaries, fake_proc, monkeypatch):
+    """GB10 (memory.total [N/A]): a GPU process's memory is system RAM and accounted; a
+    discrete GPU's (H200: a number) is not in /proc/meminfo and takes nothing off."""
+    table, calls = commands
+    binaries["nvidia-smi"] = "/usr/bin/nvidia-smi"
+    monkeypatch.setattr(_memory, "process_rss", lambda: 0)
+    total = ("/usr/bin/nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits")
+    apps = ("/usr/bin/nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits")
+    table[apps] = (0, "4242, 3072\n", "")
+    table[total] = (0, "[N/A]\n", "")
+    failed, r = run_module(memory_facts, {"leak_threshold_gb": 2})
+    assert not failed and r["ansible_facts"]["sparkops_memory"]["leak"]["gpu_processes"] == 3072 * 2 ** 20
+    table[total] = (0, "143771\n143771\n", "")
+    failed, r = run_module(memory_facts, {"leak_threshold_gb": 2})
+    assert not failed and r["ansible_facts"]["sparkops_memory"]["leak"]["gpu_processes"] == 0
+    assert list(apps) not in calls[2:]
