@@ -109,3 +109,14 @@ def test_fabric_report_all_good_and_a_wrong_sum():
     assert ok["below"] == [] and ok["lines"][-1] == "every link meets its threshold"
     wrong = _fabric.fabric_report([], {"busbw_gbs": 23.0, "correct": False, "world_size": 4}, 21.875)
     assert wrong["below"] == ["all-reduce returned a wrong sum"]
+
+
+def test_allreduce_results_from_two_h200_read_by_the_report():
+    """The bench's JSON lines as it printed them on two H200 (NVLink within one host):
+    one rank per GPU, as one node of 2 GPUs and as 2 nodes of 1 GPU, with correct sums."""
+    results = [json.loads(line) for line in fixture("allreduce_bench_h200x2.txt").splitlines() if line.startswith("{")]
+    assert [(r["nodes"], r["gpus_per_node"], r["world_size"], r["correct"]) for r in results] == [
+        (1, 2, 2, True), (2, 1, 2, True), (1, 2, 2, True), (1, 2, 2, True)]
+    assert all(r["busbw_gbs"] > 300 for r in results)  # measured 326-343 GB/s
+    report = _fabric.fabric_report([], results[0], 250)
+    assert report["below"] == [] and report["lines"][0].startswith("all-reduce: 2 ranks (1 node(s)), nccl, 1024 MiB")

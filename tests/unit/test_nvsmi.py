@@ -39,3 +39,26 @@ def test_csv_with_wrong_field_count_is_quoted():
     text = fixture("nvidia_smi_query_gpu_csv_gb10_with_header.txt") + "1, NVIDIA GB10\n"
     with pytest.raises(ToolOutputError, match="'1, NVIDIA GB10'"):
         _nvsmi.parse_query_csv(text)
+
+
+def test_h200_table_with_compute_processes():
+    t = _nvsmi.parse_table(fixture("nvidia_smi_h200x2_two_compute_processes.txt"))
+    assert (t["driver_version"], t["cuda_version"]) == ("580.159.04", "13.0")
+    assert [(g["index"], g["name"], g["memory_total"]) for g in t["gpus"]] == [
+        (0, "NVIDIA H200", 143771 * 2 ** 20), (1, "NVIDIA H200", 143771 * 2 ** 20)]
+    assert [(p["gpu"], p["pid"], p["type"], p["name"], p["used_memory"]) for p in t["processes"]] == [
+        (0, 561, "C", "python3", 1542 * 2 ** 20), (1, 561, "C", "python3", 1542 * 2 ** 20)]
+
+
+def test_h200_inventory_from_both_forms():
+    facts, notes = _nvsmi.gpu_inventory(fixture("nvidia_smi_query_gpu_h200x2_noheader.txt"),
+                                        fixture("nvidia_smi_h200x2_two_compute_processes.txt"))
+    assert facts["count"] == 2 and notes == [] and facts["driver_version"] == "580.159.04"
+    assert [g["unified_memory"] for g in facts["gpus"]] == [False, False]
+    assert facts["gpus"][1]["uuid"] == "GPU-794c51b3-3df5-0b67-0ffb-e8586331052b"
+    assert facts["gpus"][0]["memory_free"] == 143156 * 2 ** 20 and facts["gpus"][0]["compute_capability"] == "9.0"
+
+
+def test_h200_compute_apps():
+    rows = _nvsmi.parse_query_csv(fixture("nvidia_smi_compute_apps_h200x2.txt"), fields=["pid", "used_memory"])
+    assert rows == [{"pid": "561", "used_memory": 1542 * 2 ** 20}] * 2
