@@ -36,18 +36,38 @@ apt_install() {  # install Debian packages that are missing
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The simulated cluster's engine containers ask for GPUs as on a Spark (DeviceRequests,
+# driver nvidia). Docker's daemon accepts that when the NVIDIA Container Toolkit's hook is
+# on its PATH at start: tests/doubles has a test double of it (it records that it ran).
+SIM_HOOK=/usr/local/bin/nvidia-container-runtime-hook
+install_hook_double() {  # true when it installed or replaced it
+  cmp -s "$REPO/tests/doubles/nvidia-container-runtime-hook" "$SIM_HOOK" && return 1
+  install -m 0755 "$REPO/tests/doubles/nvidia-container-runtime-hook" "$SIM_HOOK"
+  echo "installed the test double of nvidia-container-runtime-hook in $SIM_HOOK"
+}
+
+start_dockerd() {
+  echo "starting dockerd (no systemd on this machine)"
+  setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log; echo "dockerd did not start"; return 1; }
+}
+
 ensure_docker() {
+  local fresh_hook=false
+  install_hook_double && fresh_hook=true
   if docker info >/dev/null 2>&1; then
+    if $fresh_hook && pgrep -x dockerd >/dev/null; then
+      # the daemon looks for the hook at start only
+      echo "restarting dockerd so that it sees the hook (its running containers stop)"
+      pkill -x dockerd; for _ in $(seq 60); do pgrep -x dockerd >/dev/null || break; sleep 1; done
+      start_dockerd || return 1
+    fi
     echo "Docker engine answers: $(docker version --format '{{.Server.Version}}')"
     return 0
   fi
   apt_install docker.io
-  if ! docker info >/dev/null 2>&1; then
-    echo "starting dockerd (no systemd on this machine)"
-    setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
-    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  fi
-  docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log; echo "dockerd did not start"; return 1; }
+  docker info >/dev/null 2>&1 || start_dockerd || return 1
   echo "Docker engine started: $(docker version --format '{{.Server.Version}}')"
 }
 

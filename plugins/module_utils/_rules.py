@@ -369,6 +369,14 @@ def driver_versions(ctx):
         yield "driver version", dict(detail="; ".join("%s on %s" % (v, ", ".join(h)) for v, h in sorted(drivers.items())))
 
 
+@rule("KF-107", stage="facts")
+def docker_gpus(ctx):
+    if ctx["hw"]["gpus_per_node"] > 0:
+        for host, f in sorted(ctx["facts"].items()):
+            if f.get("docker_gpus") is False:
+                yield "%s: docker" % host, dict(host=host)
+
+
 @rule("KF-13", stage="facts")
 def rails_up(ctx):
     for host, f in sorted(ctx["facts"].items()):
@@ -395,7 +403,7 @@ def loopback_hostname(ctx):
 def memory_balance(ctx):
     hw, planned = ctx["hw"], ctx["recipe"]["serving"]["gpu_memory_utilization"]
     avail = {h: f["mem_available"] for h, f in ctx["facts"].items() if f.get("mem_available")}
-    if not avail or not hw["unified_memory"]:
+    if not avail or not hw["unified_memory"] or hw["gpus_per_node"] < 1:
         return
     poorest, richest = min(avail, key=avail.get), max(avail, key=avail.get)
     usable = avail[poorest] / (hw["memory_gib_per_gpu"] * GIB * hw["gpus_per_node"])
@@ -414,3 +422,48 @@ def live_rail_mtu(ctx):
             want = planned.get((host, rail))
             if want is not None and mtu != want:
                 yield "%s: rail %s MTU" % (host, rail), dict(detail="%s: rail %s has MTU %s, not %s" % (host, rail, mtu, want))
+
+
+def _engine_check(ctx):
+    """The head's engine check (vllm_container check.yml): {version, commands} or None."""
+    for _host, f in sorted(ctx["facts"].items()):
+        check = f.get("engine_check")
+        if isinstance(check, dict) and check.get("version"):
+            return check
+    return None
+
+
+@rule("PLAN-7", stage="facts")
+def image_vllm_version(ctx):
+    check, eng = _engine_check(ctx), ctx["recipe"]["engine"]
+    if check:
+        try:
+            found = parse_version(check["version"])
+        except ValueError:
+            return
+        if found[:3] != parse_version(eng["version"])[:3]:
+            yield "engine.version", dict(image=eng["image"], found=check["version"], declared=eng["version"])
+
+
+@rule("KF-102", stage="facts")
+def image_min_version(ctx):
+    check, eng = _engine_check(ctx), ctx["recipe"]["engine"]
+    if check:
+        try:
+            found = parse_version(check["version"])
+        except ValueError:
+            return
+        if found < parse_version(eng["min_version"]):
+            yield "engine.image", dict(version=check["version"], min_version=eng["min_version"],
+                                       architecture=ctx["recipe"]["model"]["architecture"])
+
+
+@rule("PLAN-8", stage="facts")
+def engine_parser(ctx):
+    check = _engine_check(ctx)
+    if not check:
+        return
+    for verdict in check.get("commands") or []:
+        if isinstance(verdict, dict) and not verdict.get("ok"):
+            yield "serving.args", dict(version=check["version"], node=verdict.get("node") or "a node",
+                                       error=verdict.get("error") or "rejected")

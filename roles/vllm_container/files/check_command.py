@@ -1,0 +1,52 @@
+"""Run in a throw-away container of the engine image: print vLLM's version and whether its
+own `vllm serve` argument parser accepts each planned command (JSON in the environment
+variable SPARKOPS_COMMANDS: [{"node": NAME, "argv": [...]}]). One JSON line on stdout:
+{"version": "0.32.0", "commands": [{"node": NAME, "ok": true} | {..., "ok": false, "error": "..."}]}.
+The parser is built the way the `vllm` CLI builds it (vllm/entrypoints/cli/main.py).
+"""
+import contextlib
+import io
+import json
+import os
+import sys
+
+
+def parser_of_vllm():
+    try:
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+    except ImportError:  # older vLLM
+        from vllm.utils import FlexibleArgumentParser
+    from vllm.entrypoints.cli import serve
+    parser = FlexibleArgumentParser(prog="vllm")
+    subparsers = parser.add_subparsers(required=False, dest="subparser")
+    commands = {}
+    for cmd in serve.cmd_init():
+        cmd.subparser_init(subparsers).set_defaults(dispatch_function=cmd.cmd)
+        commands[cmd.name] = cmd
+    return parser, commands
+
+
+def check(parser, commands, argv):
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv[1:])
+            commands[args.subparser].validate(args)
+    except SystemExit:
+        return {"ok": False, "error": err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "rejected"}
+    except Exception as exc:  # validate() raises ValueError/TypeError on inconsistent arguments
+        return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+    return {"ok": True}
+
+
+def main():
+    import vllm
+    parser, commands = parser_of_vllm()
+    planned = json.loads(os.environ["SPARKOPS_COMMANDS"])
+    print(json.dumps({"version": vllm.__version__,
+                      "commands": [dict(check(parser, commands, c["argv"]), node=c["node"]) for c in planned]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
