@@ -425,42 +425,36 @@ def live_rail_mtu(ctx):
 
 
 def _engine_check(ctx):
-    """The head's engine check (vllm_container check.yml): {version, commands} or None."""
+    """The head's engine check (vllm_container check.yml) with its version parsed:
+    (check, version tuple), or (None, None) when there is none or it is unreadable."""
     for _host, f in sorted(ctx["facts"].items()):
         check = f.get("engine_check")
         if isinstance(check, dict) and check.get("version"):
-            return check
-    return None
+            try:
+                return check, parse_version(check["version"])
+            except ValueError:
+                return None, None
+    return None, None
 
 
 @rule("PLAN-7", stage="facts")
 def image_vllm_version(ctx):
-    check, eng = _engine_check(ctx), ctx["recipe"]["engine"]
-    if check:
-        try:
-            found = parse_version(check["version"])
-        except ValueError:
-            return
-        if found[:3] != parse_version(eng["version"])[:3]:
-            yield "engine.version", dict(image=eng["image"], found=check["version"], declared=eng["version"])
+    (check, found), eng = _engine_check(ctx), ctx["recipe"]["engine"]
+    if check and found[:3] != parse_version(eng["version"])[:3]:
+        yield "engine.version", dict(image=eng["image"], found=check["version"], declared=eng["version"])
 
 
 @rule("KF-102", stage="facts")
 def image_min_version(ctx):
-    check, eng = _engine_check(ctx), ctx["recipe"]["engine"]
-    if check:
-        try:
-            found = parse_version(check["version"])
-        except ValueError:
-            return
-        if found < parse_version(eng["min_version"]):
-            yield "engine.image", dict(version=check["version"], min_version=eng["min_version"],
-                                       architecture=ctx["recipe"]["model"]["architecture"])
+    (check, found), eng = _engine_check(ctx), ctx["recipe"]["engine"]
+    if check and found < parse_version(eng["min_version"]):
+        yield "engine.image", dict(version=check["version"], min_version=eng["min_version"],
+                                   architecture=ctx["recipe"]["model"]["architecture"])
 
 
 @rule("PLAN-8", stage="facts")
 def engine_parser(ctx):
-    check = _engine_check(ctx)
+    check = _engine_check(ctx)[0]
     if not check:
         return
     for verdict in check.get("commands") or []:
