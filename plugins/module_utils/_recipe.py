@@ -80,7 +80,8 @@ def validate(recipe, source="recipe", known_rows=None):
             continue
         if check and not check[0](value):
             errors.append("%s must be %s, got %r" % (path, check[1], value))
-    for i, bad in enumerate(recipe.get("known_bad") or []):
+    known_bad = recipe.get("known_bad")
+    for i, bad in enumerate(known_bad if isinstance(known_bad, list) else []):
         if not isinstance(bad, dict) or set(bad) != {"option", "row"} or not all(isinstance(bad[k], str) for k in bad):
             errors.append("known_bad[%d] must be a mapping with the strings option (a --flag or --flag=value) and row "
                           "(an id of recipes/known_failures.yml), got %r" % (i, bad))
@@ -92,9 +93,10 @@ def validate(recipe, source="recipe", known_rows=None):
             parse_args(args)
         except RecipeError as exc:
             errors.append(str(exc))
-    present, version = _get(recipe, "engine.version")
-    if present and isinstance(version, str) and not _VERSION.match(version):
-        errors.append("engine.version must be MAJOR.MINOR[.PATCH][rcN] (e.g. 0.19.1 or 0.19.1rc1), got %r" % version)
+    for field in ("engine.version", "engine.min_version"):
+        present, version = _get(recipe, field)
+        if present and isinstance(version, str) and not _VERSION.match(version):
+            errors.append("%s must be MAJOR.MINOR[.PATCH][rcN] (e.g. 0.19.1 or 0.19.1rc1), got %r" % (field, version))
     unknown = set(recipe) - {p.split(".")[0] for p in _SCHEMA}
     if unknown:
         errors.append("unknown top-level field(s) %s (known: %s)" % (

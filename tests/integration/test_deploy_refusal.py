@@ -95,3 +95,29 @@ def test_a_recipe_of_your_own_directory_is_planned(tmp_path, monkeypatch):
     plans = [e["event_data"]["res"] for e in r.events if e["event"] == "runner_on_ok"
              and e["event_data"]["task"] == "Refuse a known-bad plan before touching any node"]
     assert plans[0]["plan"]["recipe"] == "my-qwen" and plans[0]["refusals"] == []
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("broken", "name: [unclosed\n", "is not YAML"),
+    ("listed", "- name: x\n", "must be a mapping of fields, got list"),
+    ("empty", "", "must be a mapping of fields, got an empty file"),
+    ("known_failures", None, "'known_failures' is not a recipe name"),
+    ("missing", None, "recipe 'missing' not found in"),
+])
+def test_a_recipe_file_that_cannot_be_read_is_refused_not_a_traceback(tmp_path, monkeypatch, name, content, words):
+    monkeypatch.setenv("PATH", "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]))
+    own = tmp_path / "recipes"
+    own.mkdir()
+    if content is not None:
+        (own / ("%s.yml" % name)).write_text(content)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    r = ansible_runner.run(
+        private_data_dir=str(run_dir), project_dir=str(REPO),
+        playbook=str(REPO / "playbooks" / "flow" / "plan.yml"), inventory=str(REPO / "inventory" / "simulated"),
+        extravars={"sparkops_recipe": name, "sparkops_recipes_dir": str(own)},
+        envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, quiet=True)
+    failed = [e["event_data"]["res"] for e in r.events if e["event"] == "runner_on_failed"]
+    assert r.status == "failed" and len(failed) == 1, failed
+    assert words in failed[0]["msg"] and "Traceback" not in failed[0]["msg"]
+    assert [x["rule"] for x in failed[0]["refusals"]] == ["PLAN-4"]

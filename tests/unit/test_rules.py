@@ -261,3 +261,33 @@ def test_a_node_whose_docker_cannot_give_gpus_is_refused():
     cpu_only = dict(HARDWARE["gb10"], gpus_per_node=0)
     assert _rules.run(TABLE, "facts", {"facts": facts(a={"docker_gpus": False}), "recipe": r, "hw": cpu_only,
                                        "nodes": []})[0] == []
+
+
+WRONG = [None, "", "x", 0, -1, 1.5, True, [], {}, ["--x"], {"a": 1}, "--enable-expert-parallel"]
+
+
+@pytest.mark.parametrize("path", sorted(_recipe._SCHEMA))
+def test_every_field_of_the_wrong_kind_is_named_or_judged_never_a_traceback(path):
+    """A fuzz of every schema field with values of every kind: each recipe is refused
+    naming the field, or valid and judged by the rules without an exception."""
+    for value in WRONG:
+        r = yaml.safe_load((RECIPES / "qwen397b.yml").read_text())
+        cur = r
+        parts = path.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {}) if isinstance(cur.get(part), dict) else cur.setdefault(part, {})
+        cur[parts[-1]] = value
+        try:
+            valid = _recipe.validate(r, source="fuzz", known_rows=set(TABLE.rows))
+        except _recipe.RecipeError as exc:
+            assert path.split(".")[0] in str(exc) or "known_bad" in str(exc), (path, value, str(exc))
+            continue
+        if valid["hardware"] not in HARDWARE:
+            continue  # the preflight refuses it (PLAN-4), naming hardware.yml's profiles
+        findings(valid)  # must not raise
+
+
+@pytest.mark.parametrize("data", [None, [], "text", 42, [{"name": "x"}]])
+def test_a_recipe_that_is_not_a_mapping_is_named(data):
+    with pytest.raises(_recipe.RecipeError, match="expected a mapping"):
+        _recipe.validate(data, source="bad.yml")
