@@ -23,7 +23,11 @@ def _bandwidth_rails(hostvars, host, peer=None, base_port=18515):
 
 
 def _rail_plan(hostvars, host):
-    """Rails of one host with their addresses and MTU (the netplan role renders them)."""
+    """Rails of one host with their addresses and MTU (the netplan role renders them); []
+    for a host without sparkops_rails (a single host needs none: rail_refusals names a
+    host of several without them)."""
+    if hostvars[host].get("sparkops_rails") is None:
+        return []
     try:
         return rail_plan(host, hostvars[host])
     except FabricError as exc:
@@ -64,7 +68,7 @@ def _rail_refusals(hostvars, hosts):
     except _rules.TableError as exc:
         raise AnsibleFilterError(str(exc))
     nodes, errors = rail_nodes(list(hosts), hostvars)
-    return [str(r) for r in _rules.run(table, "inventory", {"nodes": nodes, "errors": errors})[0]]
+    return [str(r) for r in _rules.run(table, "inventory", {"nodes": nodes, "errors": errors}).refusals]
 
 
 def _fabric_report(nodes, allreduce=None, min_busbw_gbs=None):

@@ -34,7 +34,7 @@ def _node_env(hostvars, host, hardware):
     try:
         settings = _settings.read(hostvars[host])
         profiles = read_tables(recipes_dir(settings))[1]
-        rails = rail_plan(host, hostvars[host])
+        rails = rail_plan(host, hostvars[host]) if hostvars[host].get("sparkops_rails") is not None else []
     except (_settings.SettingError, _rules.TableError, FabricError) as exc:
         raise AnsibleFilterError(str(exc))
     if hardware not in profiles:

@@ -41,6 +41,8 @@ def rail_plan(host, hv):
     if not isinstance(rails, list) or not rails:
         raise FabricError("%s: sparkops_rails must be a non-empty list of {name, netdev, rdma_device, subnet}" % host)
     explicit = hv.get("sparkops_rail_addresses") or {}
+    if not isinstance(explicit, dict):
+        raise FabricError("%s: sparkops_rail_addresses must be a mapping {rail name: address}, got %r" % (host, explicit))
     out = []
     for i, rail in enumerate(rails):
         missing = [k for k in ("name", "netdev", "rdma_device", "subnet") if not isinstance(rail, dict) or not rail.get(k)]
@@ -146,15 +148,29 @@ def rail_env(rails):
 
 def rail_nodes(hosts, hostvars):
     """The rail plan of every host in order ([{name, rails, mtu}]) and, for the hosts whose
-    variables give none, the reason ({host: message})."""
+    variables give none, the reason ({host: message}). A single host needs no rails: with
+    sparkops_rails unset its rails are [] (its GPUs talk over NVLink or PCIe)."""
     nodes, errors = [], {}
     for host in hosts:
+        if len(hosts) == 1 and hostvars[host].get("sparkops_rails") is None:
+            nodes.append({"name": host, "rails": [], "mtu": None})
+            continue
         try:
             rails = rail_plan(host, hostvars[host])
             nodes.append({"name": host, "rails": rails, "mtu": rails[0]["mtu"]})
         except FabricError as exc:
             errors[host] = str(exc)
     return nodes, errors
+
+
+def node_addresses(hosts, hostvars):
+    """{host: (the address Ansible reaches it at, its port or None)}: ansible_host, else the
+    inventory name."""
+    out = {}
+    for host in hosts:
+        hv = hostvars[host]
+        out[host] = (str(hv.get("ansible_host") or host), hv.get("ansible_port"))
+    return out
 
 
 def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):

@@ -20,6 +20,16 @@ GIB = 1024 ** 3
 VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json from here
 
 
+def user_env(hw, serving_env=None, role_env=None):
+    """The environment the user controls, as the engine container gets it: the hardware
+    profile's set, then the recipe's serving.env, then the role variables (each a mapping;
+    later ones win, as the roles combine them). Values are strings."""
+    env = {}
+    for layer in (hw.get("env") or {}, serving_env or {}, role_env or {}):
+        env.update({str(k): str(v) for k, v in layer.items()})
+    return env
+
+
 def node_env(hw, rails, serving_env=None, ray_address=None):
     """The environment of one node's engine container: the hardware profile's set (GB10:
     GPUDirect off, DeepGEMM off, Ray's memory monitor off), the recipe's serving.env, the
@@ -36,34 +46,81 @@ def node_env(hw, rails, serving_env=None, ray_address=None):
     return env
 
 
-def memory_budget(recipe, hw):
-    """Per-GPU memory: weights share, overhead, minimum KV cache, against the budget (GiB)."""
+def data_parallel(flags):
+    """The data parallel size of the engine flags (args_dict), 1 when unset or unreadable."""
+    dp = flags.get("--data-parallel-size", 1)
+    try:
+        return max(1, int(dp)) if dp is not True and dp is not False else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+def kv_cache_need(recipe, flags=None):
+    """KV cache one GPU needs for serving.concurrency sequences of max_model_len:
+    (bytes per token, GiB), or None when the recipe gives no model.kv_cache.
+
+    2 (K and V) x the layers of this pipeline stage x the KV heads of this rank (vLLM
+    replicates them when the tensor parallel size exceeds them) x head_dim x the bytes of
+    --kv-cache-dtype (fp8: 1; auto: the model's 16-bit activations, 2). The fixed
+    per-sequence state of linear-attention layers (GDN, Mamba) is not counted.
+    """
+    kv = recipe["model"].get("kv_cache")
+    if not kv:
+        return None
+    flags = args_dict(recipe["serving"]["args"]) if flags is None else flags
+    width = 1 if str(flags.get("--kv-cache-dtype", "auto")).lower().startswith("fp8") else 2
     par = recipe["parallelism"]
+    heads = max(1, kv["kv_heads"] // par["tensor"])
+    layers = -(-kv["layers"] // par["pipeline"])
+    per_token = 2 * layers * heads * kv["head_dim"] * width
+    tokens = recipe["serving"]["max_model_len"] * recipe["serving"].get("concurrency", 1)
+    return per_token, per_token * tokens / GIB
+
+
+def memory_budget(recipe, hw, flags=None):
+    """Per-GPU memory (GiB): the weights' share, the overhead and the KV cache (the larger of
+    the recipe's min_kv_cache_gib and what max_model_len x concurrency needs) against
+    memory x gpu_memory_utilization."""
+    par, srv = recipe["parallelism"], recipe["serving"]
+    flags = args_dict(srv["args"]) if flags is None else flags
     shards = par["tensor"] * par["pipeline"]
+    if recipe["model"]["moe"] and (par["expert_parallel"] or _on(flags.get("--enable-expert-parallel"))):
+        # expert parallel spreads the experts over the data parallel ranks too; they are
+        # nearly all of a MoE's weights (the replicated attention weights are not counted)
+        shards *= data_parallel(flags)
     weights = recipe["model"]["size_gb"] * 1e9 / shards / GIB
-    need = weights + hw["overhead_gib"] + recipe["serving"]["min_kv_cache_gib"]
-    budget = hw["memory_gib_per_gpu"] * recipe["serving"]["gpu_memory_utilization"]
+    kv = kv_cache_need(recipe, flags)
+    if kv and kv[1] > srv["min_kv_cache_gib"]:
+        kv_need = kv[1]
+        kv_what = "max_model_len %d x %d sequence(s) at %.1f KiB per token" % (
+            srv["max_model_len"], srv.get("concurrency", 1), kv[0] / 1024)
+    else:
+        kv_need, kv_what = srv["min_kv_cache_gib"], "serving.min_kv_cache_gib"
+    need = weights + hw["overhead_gib"] + kv_need
+    budget = hw["memory_gib_per_gpu"] * srv["gpu_memory_utilization"]
     return {"weights_gib": round(weights, 2), "overhead_gib": hw["overhead_gib"],
-            "min_kv_cache_gib": recipe["serving"]["min_kv_cache_gib"], "need_gib": round(need, 2),
+            "min_kv_cache_gib": srv["min_kv_cache_gib"], "kv_need_gib": round(kv_need, 2), "kv_what": kv_what,
+            "kv_bytes_per_token": kv[0] if kv else None, "need_gib": round(need, 2),
             "budget_gib": round(budget, 2), "kv_cache_gib": round(budget - weights - hw["overhead_gib"], 2),
             "fits": need <= budget}
 
 
-def recipe_context(recipe, hw):
+def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=None, hw_name=None):
     """What the recipe rules read: the recipe, its hardware, its flags as vLLM reads them,
-    its environment, the parallel sizes, the memory budget and the names rows may use."""
+    its environment (env: every door merged, the hardware profile's first; env_doors: the
+    door of each key that did not come from serving.env), the parallel sizes, the memory
+    budget, the names rows may use, and the recipe before overrides (base, overrides)."""
     flags = args_dict(recipe["serving"]["args"])
-    dp = flags.get("--data-parallel-size", 1)
-    try:
-        dp = int(dp) if dp is not True else 1
-    except ValueError:
-        dp = 1
+    if env is None:
+        env = user_env(hw, recipe["serving"]["env"])
+    dp = data_parallel(flags)
     eng, model = recipe["engine"], recipe["model"]
     return {
-        "recipe": recipe, "hw": hw, "flags": flags, "env": recipe["serving"]["env"],
+        "recipe": recipe, "hw": hw, "hw_name": hw_name, "flags": flags, "env": env, "env_doors": env_doors or {},
+        "base": base, "overrides": overrides, "version_text": eng["version"],
         "tp": recipe["parallelism"]["tensor"], "pp": recipe["parallelism"]["pipeline"], "dp": dp,
         "ep": recipe["parallelism"]["expert_parallel"] or _on(flags.get("--enable-expert-parallel")),
-        "version": parse_version(eng["version"]), "memory": memory_budget(recipe, hw),
+        "version": parse_version(eng["version"]), "memory": memory_budget(recipe, hw, flags),
         "names": {"architecture": model["architecture"], "model": model["id"], "version": eng["version"],
                   "min_version": eng["min_version"], "nodes": recipe["nodes"]},
     }
@@ -101,11 +158,17 @@ def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_addres
     return argv + ["%s=%s" % (flag, value) if value is not True else flag for flag, value in parse_args(srv["args"])]
 
 
+def node_address(node):
+    """The address a node's engine (Ray, Gloo, vLLM) uses: its first rail's; a single host
+    without rails talks to itself on loopback."""
+    return node["rails"][0]["address"] if node["rails"] else "127.0.0.1"
+
+
 def build(recipe, hw, nodes, settings, log_patterns, containers=None):
     """The plan from a valid recipe, its hardware profile, the rail plan of every node in
     rank order ([{name, rails}], the first is the head), the settings (module_utils/_settings)
     and the table's log patterns. containers: {node: engine container name}."""
-    head = nodes[0]["rails"][0]["address"] if nodes and nodes[0]["rails"] else None
+    head = node_address(nodes[0]) if nodes else None
     head_only = settings["serve_head_only"]
     executor = recipe["engine"]["executor"]
     ray_address = "%s:%d" % (head, settings["ray_port"]) if executor == "ray" and head else None
@@ -137,6 +200,7 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
             "name": n["name"],
             "rank": i,
             "container": containers.get(n["name"], settings["engine_container"]),
+            "address": node_address(n),
             "rails": [{k: r[k] for k in ("name", "netdev", "rdma_device", "address", "subnet", "mtu")} for r in n["rails"]],
             "env": node_env(hw, n["rails"], recipe["serving"]["env"], ray_address),
             "command": command(i, head_only),

@@ -6,47 +6,74 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import json
 import re
 
 EXECUTORS = ("ray", "mp")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(rc|dev|post)(\d+))?(?:\+[\w.]+)?$")
+INT4 = ("awq", "gptq", "autoround", "int4")
 QUANTIZATIONS = ("bf16", "fp16", "fp8", "nvfp4", "awq", "gptq", "autoround", "int4", "none")
-# field path -> (type, required, check, what a valid value looks like)
+# field path -> (type, required, check, what a valid value looks like). A required field
+# under an optional mapping (model.kv_cache.*) is required when the mapping is given.
 _POSITIVE = (lambda v: v > 0, "a number above 0")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LOCAL_PATH = re.compile(r"^/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]+/?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$")
+_MODEL_ID = (lambda v: bool(_HUB_ID.match(v) or _LOCAL_PATH.match(v) and "/../" not in v + "/"),
+             "a Hugging Face id (org/name) or an absolute path of the weights")
+_SERVED = (lambda v: bool(_NAME.match(v)), "a name of letters, digits and . _ - : / + (no spaces)")
 _SCHEMA = {
     "name": (str, True, None, "the recipe's file name"),
     "description": (str, False, None, "text"),
-    "model.id": (str, True, None, "a model id or a path"),
+    "model": (dict, True, None, "a mapping: the model's facts"),
+    "model.id": (str, True, _MODEL_ID, None),
     "model.size_gb": ((int, float), True, _POSITIVE, "size on disk in GB"),
     "model.architecture": (str, True, None, "the HF architecture family, e.g. qwen3_5_moe"),
     "model.moe": (bool, True, None, "true or false"),
     "model.hybrid_gdn": (bool, True, None, "true or false"),
     "model.vision": (bool, True, None, "true or false"),
+    "model.shared_experts": (bool, False, None, "true or false: MoE layers with a shared expert (config "
+                                                "shared_expert_intermediate_size)"),
     "model.active_params_b": ((int, float), False, _POSITIVE, "active parameters per token, billions"),
     "model.linear_num_value_heads": (int, False, _POSITIVE, "GDN value heads (config linear_num_value_heads)"),
+    "model.attention_heads": (int, False, _POSITIVE, "attention heads (config num_attention_heads)"),
+    "model.context_length": (int, False, _POSITIVE, "the model's context (config max_position_embeddings)"),
+    "model.kv_cache": (dict, False, None, "a mapping {layers, kv_heads, head_dim} from the model's config"),
+    "model.kv_cache.layers": (int, True, _POSITIVE, "layers that keep a KV cache (full-attention layers)"),
+    "model.kv_cache.kv_heads": (int, True, _POSITIVE, "KV heads (config num_key_value_heads)"),
+    "model.kv_cache.head_dim": (int, True, _POSITIVE, "head dimension (config head_dim)"),
     "model.quantization": (str, True, (lambda v: v in QUANTIZATIONS, "one of " + ", ".join(QUANTIZATIONS)), None),
     "hardware": (str, True, None, "a profile of recipes/hardware.yml"),
     "nodes": (int, True, _POSITIVE, "the number of nodes"),
+    "parallelism": (dict, True, None, "a mapping {tensor, pipeline, expert_parallel}"),
     "parallelism.tensor": (int, True, _POSITIVE, "tensor parallel size"),
     "parallelism.pipeline": (int, True, _POSITIVE, "pipeline parallel size"),
     "parallelism.expert_parallel": (bool, True, None, "true or false"),
+    "engine": (dict, True, None, "a mapping: the engine image and its vLLM"),
     "engine.image": (str, True, None, "the engine container image"),
     "engine.version": (str, True, None, "the vLLM version the image carries, e.g. 0.19.1"),
     "engine.min_version": (str, True, None, "the oldest vLLM that runs this architecture"),
     "engine.executor": (str, True, (lambda v: v in EXECUTORS, "ray or mp"), None),
     "engine.fixes": (list, False, None, "a list of upstream fixes the image carries"),
     "engine.disable_cudnn": (bool, False, None, "true or false"),
-    "serving.served_model_name": (str, True, None, "the name clients ask for"),
+    "serving": (dict, True, None, "a mapping: how the model is served"),
+    "serving.served_model_name": (str, True, _SERVED, None),
     "serving.gpu_memory_utilization": (float, True, (lambda v: 0 < v < 1, "a fraction between 0 and 1"), None),
     "serving.max_model_len": (int, True, _POSITIVE, "context length in tokens"),
+    "serving.concurrency": (int, False, _POSITIVE, "requests the KV cache must hold at max_model_len at once "
+                                                   "(default 1)"),
     "serving.min_kv_cache_gib": ((int, float), True, _POSITIVE, "KV cache per GPU the plan must leave, GiB"),
     "serving.args": (list, True, None, "a list of --flag=value strings"),
     "serving.env": (dict, True, None, "a mapping of environment variables"),
+    "expected": (dict, False, None, "a mapping {decode_tok_s, source}"),
     "expected.decode_tok_s": (list, False, None, "[low, high] decode tokens/s from the field reports"),
     "expected.source": (str, False, None, "where the figure comes from"),
     "known_bad": (list, False, None, "a list of {option, row}: an option known to fail for this recipe and the row of "
                                      "recipes/known_failures.yml that says why"),
 }
+_SECTIONS = {p for p, spec in _SCHEMA.items() if spec[0] is dict and p not in ("serving.env",)}
 
 
 class RecipeError(ValueError):
@@ -62,12 +89,44 @@ def _get(data, path):
     return True, cur
 
 
+def _unknown_keys(recipe):
+    """Keys the schema does not know, at the top and in every section, each with the
+    closest known key when one is close (a typo)."""
+    out = []
+    for section in [""] + sorted(_SECTIONS):
+        data = recipe if not section else _get(recipe, section)[1]
+        if not isinstance(data, dict):
+            continue
+        prefix = section + "." if section else ""
+        known = {p[len(prefix):].split(".")[0] for p in _SCHEMA if p.startswith(prefix) and p != section}
+        for key in sorted(set(map(str, data)) - known):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            out.append("%s%s is not a recipe field (%s)" % (
+                prefix, key, "did you mean %s%s?" % (prefix, close[0]) if close else
+                "known: " + ", ".join(prefix + k for k in sorted(known))))
+    return out
+
+
+def _env_errors(env, where="serving.env"):
+    out = []
+    for key, value in env.items():
+        if not isinstance(key, str) or not _ENV_NAME.match(key):
+            out.append("%s key %r is not an environment variable name (letters, digits, _; not starting with a digit)"
+                       % (where, key))
+        elif isinstance(value, (dict, list)) or value is None:
+            out.append("%s.%s must be a string or a number, got %r (quote it: '1')" % (where, key, value))
+    return out
+
+
 def validate(recipe, source="recipe", known_rows=None):
     """Raise RecipeError listing every bad field of the recipe (known_rows: the table's ids)."""
     if not isinstance(recipe, dict):
         raise RecipeError("%s: expected a mapping, got %s" % (source, type(recipe).__name__))
     errors = []
     for path, (kind, required, check, what) in _SCHEMA.items():
+        parent = path.rpartition(".")[0]
+        if parent and not isinstance(_get(recipe, parent)[1], dict):
+            continue  # the parent is missing or not a mapping: named once, for the parent
         present, value = _get(recipe, path)
         if not present:
             if required:
@@ -78,8 +137,16 @@ def validate(recipe, source="recipe", known_rows=None):
         if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
             errors.append("%s must be %s, got %r" % (path, what or check[1], value))
             continue
+        if isinstance(value, str) and not value.strip():
+            errors.append("%s must not be empty (set it to %s)" % (path, what or check[1]))
+            continue
         if check and not check[0](value):
             errors.append("%s must be %s, got %r" % (path, check[1], value))
+    errors += _unknown_keys(recipe)
+    model = recipe.get("model") if isinstance(recipe.get("model"), dict) else {}
+    if model.get("hybrid_gdn") is True and model.get("quantization") in INT4 and "linear_num_value_heads" not in model:
+        errors.append("model.linear_num_value_heads is missing: an int4 hybrid GDN model needs it (config "
+                      "linear_num_value_heads) to judge the Marlin split")
     known_bad = recipe.get("known_bad")
     for i, bad in enumerate(known_bad if isinstance(known_bad, list) else []):
         if not isinstance(bad, dict) or set(bad) != {"option", "row"} or not all(isinstance(bad[k], str) for k in bad):
@@ -87,20 +154,23 @@ def validate(recipe, source="recipe", known_rows=None):
                           "(an id of recipes/known_failures.yml), got %r" % (i, bad))
         elif known_rows is not None and bad["row"] not in known_rows:
             errors.append("known_bad[%d].row %s is not a row of recipes/known_failures.yml" % (i, bad["row"]))
-    args = (recipe.get("serving") or {}).get("args")
-    if isinstance(args, list):
+        else:
+            try:
+                parse_args([bad["option"]])
+            except RecipeError as exc:
+                errors.append("known_bad[%d].option: %s" % (i, exc))
+    serving = recipe.get("serving") if isinstance(recipe.get("serving"), dict) else {}
+    if isinstance(serving.get("args"), list):
         try:
-            parse_args(args)
+            args_dict(serving["args"])
         except RecipeError as exc:
             errors.append(str(exc))
+    if isinstance(serving.get("env"), dict):
+        errors += _env_errors(serving["env"])
     for field in ("engine.version", "engine.min_version"):
         present, version = _get(recipe, field)
         if present and isinstance(version, str) and not _VERSION.match(version):
             errors.append("%s must be MAJOR.MINOR[.PATCH][rcN] (e.g. 0.19.1 or 0.19.1rc1), got %r" % (field, version))
-    unknown = set(recipe) - {p.split(".")[0] for p in _SCHEMA}
-    if unknown:
-        errors.append("unknown top-level field(s) %s (known: %s)" % (
-            ", ".join(sorted(unknown)), ", ".join(sorted({p.split(".")[0] for p in _SCHEMA}))))
     if errors:
         raise RecipeError("%s %s: %s" % (source, recipe.get("name", "?"), "; ".join(errors)))
     return recipe
@@ -122,15 +192,44 @@ def merge(recipe, overrides):
     return out
 
 
+# The short aliases of `vllm serve` (vLLM 0.32.0's argument parser defines them so)
+SHORT_FLAGS = {
+    "-q": "--quantization", "-pp": "--pipeline-parallel-size", "-tp": "--tensor-parallel-size",
+    "-n": "--nnodes", "-r": "--node-rank", "-dcp": "--decode-context-parallel-size",
+    "-pcp": "--prefill-context-parallel-size", "-dp": "--data-parallel-size", "-dpn": "--data-parallel-rank",
+    "-dpr": "--data-parallel-start-rank", "-dpl": "--data-parallel-size-local", "-dpa": "--data-parallel-address",
+    "-dpp": "--data-parallel-rpc-port", "-dpb": "--data-parallel-backend", "-dph": "--data-parallel-hybrid-lb",
+    "-dpe": "--data-parallel-external-lb", "-dpm": "--data-parallel-multi-port-external-lb",
+    "-ep": "--enable-expert-parallel", "-sc": "--speculative-config", "-cc": "--compilation-config",
+    "-ac": "--attention-config", "-asc": "--api-server-count",
+}
+
+
 def flag_name(text):
-    """The flag as vLLM's parser reads it: '--tensor_parallel_size' -> '--tensor-parallel-size'."""
-    return "--" + text[2:].replace("_", "-")
+    """The flag as vLLM's parser reads it: underscores become dashes up to the first dot
+    ('--tensor_parallel_size' -> '--tensor-parallel-size', '--compilation_config.cudagraph_mode'
+    -> '--compilation-config.cudagraph_mode'); a short alias becomes its long flag."""
+    if text in SHORT_FLAGS:
+        return SHORT_FLAGS[text]
+    name, dot, rest = text[2:].partition(".")
+    return "--" + name.replace("_", "-") + dot + rest
+
+
+def _split(item):
+    """(flag, value or True) of one '--flag', '--flag=value' or '--flag value' item."""
+    eq, space = item.find("="), re.search(r"\s", item)
+    if eq > 0 and (space is None or eq < space.start()):
+        return item[:eq], item[eq + 1:]
+    if space:
+        return item[:space.start()], item[space.start():].strip()
+    return item, True
 
 
 def parse_args(args):
     """[(flag, value)] of a list of engine arguments, read the way vLLM's argument parser
-    reads them: dashes or underscores, '--flag=value', '--flag value' in one item, or
-    '--flag' followed by its value as the next item. value is True for a bare flag.
+    reads them: dashes or underscores, short aliases (-tp), '--flag=value', '--flag value'
+    in one item, or '--flag' followed by its value as the next item; -O3 is
+    --optimization-level 3. value is True for a bare flag, otherwise the text given.
 
     Raises RecipeError naming an item that is not a flag and follows no flag.
     """
@@ -139,28 +238,73 @@ def parse_args(args):
         if not isinstance(item, str) or not item.strip():
             raise RecipeError("serving.args[%d] must be a --flag or --flag=value string, got %r" % (i, item))
         item = item.strip()
-        if item.startswith("--"):
-            eq, space = item.find("="), re.search(r"\s", item)
-            if eq > 0 and (space is None or eq < space.start()):
-                flag, value = item[:eq], item[eq + 1:]
-            elif space:
-                flag, value = item[:space.start()], item[space.start():].strip()
-            else:
-                flag, value = item, True
-            if len(flag) < 3:
-                raise RecipeError("serving.args[%d] %r is not a --flag" % (i, item))
+        if re.match(r"^-O=?\d$", item):
+            out.append(("--optimization-level", item[-1]))
+            continue
+        flag, value = _split(item) if item.startswith("-") else (None, item)
+        if flag and (flag.startswith("--") and len(flag) > 2 and not flag.startswith("---") or flag in SHORT_FLAGS):
             out.append((flag_name(flag), value))
-        elif out and out[-1][1] is True:
+        elif flag is None and out and out[-1][1] is True:
             out[-1] = (out[-1][0], item)  # the value of the flag before it
+        elif flag:
+            raise RecipeError("serving.args[%d] %r is not a flag of `vllm serve` (write --flag=value)" % (i, item))
         else:
             raise RecipeError("serving.args[%d] %r is neither a --flag nor the value of one (write --flag=value)"
                               % (i, item))
     return out
 
 
+def _value(value):
+    """A flag's value as vLLM reads it: a JSON object as a mapping, else the text (True for a bare flag)."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return parsed if isinstance(parsed, dict) else value
+    return value
+
+
+def _merge_into(dst, src):
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge_into(dst[k], v)
+        else:
+            dst[k] = v
+
+
 def args_dict(args):
-    """{flag: value} of parse_args (the last value of a flag given twice)."""
-    return dict(parse_args(args))
+    """{flag: value} of parse_args as vLLM ends up with it: '--no-X' sets --X to False, a
+    dotted flag ('--compilation-config.cudagraph_mode=none') and a JSON object value merge
+    into one mapping, a flag given twice keeps its last value."""
+    out = {}
+    for flag, value in parse_args(args):
+        name, _dot, path = flag.partition(".")
+        if name.startswith("--no-") and value is True and not path:
+            out["--" + name[len("--no-"):]] = False
+            continue
+        value = _value(value)
+        if path:
+            for key in reversed(path.split(".")):
+                value = {key.replace("-", "_"): value}
+        if isinstance(value, dict) and isinstance(out.get(name), dict):
+            _merge_into(out[name], value)
+        else:
+            out[name] = value
+    return out
+
+
+def same_value(wanted, given):
+    """Whether a flag's value (args_dict) is the one wanted: a bare flag (True) matches any
+    value but False; a mapping matches when each of its keys matches; text compares without
+    case (vLLM's enum options take either case)."""
+    if wanted is True:
+        return given is not False and given is not None
+    if isinstance(wanted, dict):
+        return isinstance(given, dict) and all(k in given and same_value(v, given[k]) for k, v in wanted.items())
+    if isinstance(given, (dict, bool)) or given is None:
+        return False
+    return str(wanted).strip().lower() == str(given).strip().lower()
 
 
 def parse_version(text):

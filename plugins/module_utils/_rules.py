@@ -15,10 +15,9 @@ import ipaddress
 import re
 import string
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import parse_args, parse_version
+from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import INT4, args_dict, parse_version, same_value
 
 GIB = 1024 ** 3
-INT4_MARLIN = ("awq", "gptq", "autoround", "int4")
 MARLIN_MIN_THREAD_N = 64
 PER_NODE_ENV = ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME",
                 "UCX_NET_DEVICES", "VLLM_HOST_IP", "NCCL_IB_GID_INDEX")
@@ -81,6 +80,17 @@ class Table:
                 except re.error as exc:
                     raise TableError("%s (%s): pattern %r is not a regular expression: %s"
                                      % (where, row["id"], pattern, exc))
+            versions = row.get("versions")
+            if versions is not None:
+                if not isinstance(versions, dict) or not versions or set(versions) - {"from", "before"}:
+                    raise TableError("%s (%s): versions must be a mapping {from, before} of vLLM versions"
+                                     % (where, row["id"]))
+                try:
+                    row["_versions"] = {k: parse_version(str(v)) for k, v in versions.items()}
+                except ValueError as exc:
+                    raise TableError("%s (%s): versions: %s" % (where, row["id"], exc))
+            if not isinstance(row.get("accept", True), bool):
+                raise TableError("%s (%s): accept must be true or false" % (where, row["id"]))
             self.rows[row["id"]] = row
 
     def __contains__(self, row_id):
@@ -97,6 +107,23 @@ class Table:
         return Refusal(rule=row_id, option=option, reason=reason, fix=fix, sources=list(row["sources"]),
                        severity=row["severity"], title=row["title"])
 
+    def applies(self, row_id, version):
+        """None when the row applies to this vLLM version (a version tuple, or None when
+        unknown), else why it does not."""
+        bounds = self.rows[row_id].get("_versions")
+        if not bounds or version is None:
+            return None
+        low, high = bounds.get("from"), bounds.get("before")
+        if (low is None or version >= low) and (high is None or version < high):
+            return None
+        words = self.rows[row_id]["versions"]
+        return "applies to vLLM %s" % " ".join(
+            w for w in ("from %s" % words["from"] if "from" in words else "",
+                        "before %s" % words["before"] if "before" in words else "") if w)
+
+    def acceptable(self, row_id):
+        return self.rows[row_id].get("accept", True)
+
     def log_patterns(self):
         """Rows with log patterns, as the load watch takes them (id, title, fix, source, patterns)."""
         return [{"id": r["id"], "title": r["title"], "fix": r["fix"] if not _fields(r["fix"]) else r["title"],
@@ -104,25 +131,69 @@ class Table:
                 for r in self.rows.values() if (r.get("detect") or {}).get("patterns")]
 
 
-def run(table, stage, ctx):
-    """Every finding of the rules of a stage: (refusals, warnings), each a list of Refusal."""
-    out = []
+class Findings:
+    """What the rules of a stage found: refusals and warnings (lists of Refusal), the
+    findings the user accepted (sparkops_accept) and the rows not judged, with why."""
+
+    def __init__(self):
+        self.refusals, self.warnings, self.accepted, self.skipped = [], [], [], []
+
+    def add(self, other):
+        for name in ("refusals", "warnings", "accepted", "skipped"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
+
+
+def run(table, stage, ctx, accept=None):
+    """Every finding of the rules of a stage, sorted into a Findings.
+
+    ctx["version"], when given, is the vLLM version judged: a row with versions outside it
+    is not judged and is named in skipped. accept: {row id: why}, the rows the user
+    accepts (their findings go to accepted, each with the reason given).
+    """
+    accept, out, found = accept or {}, Findings(), []
+    version, skipped = ctx.get("version"), set()
     for row_id, rule_stage, fn in RULES:
         if rule_stage != stage:
             continue
+        why = table.applies(row_id, version)
+        if why:
+            if row_id not in skipped:
+                skipped.add(row_id)
+                out.skipped.append({"rule": row_id, "title": table.rows[row_id]["title"],
+                                    "note": "not judged: it %s; the plan's vLLM is %s" % (
+                                        why, ctx.get("version_text") or "unknown")})
+            continue
         for option, params in fn(ctx) or ():
-            out.append(table.finding(row_id, option, **params))
+            found.append(table.finding(row_id, option, **params))
     if stage == "recipe":
         # options the recipe itself names as known to fail for it, each with its row
+        flags = ctx["flags"]
         for bad in ctx["recipe"].get("known_bad") or []:
-            (flag, value), = parse_args([bad["option"]])
-            if flag in ctx["flags"] and (value is True or ctx["flags"][flag] == value):
-                out.append(table.finding(bad["row"], bad["option"], **ctx["names"]))
-    return [r for r in out if r["severity"] == "refuse"], [r for r in out if r["severity"] == "warn"]
+            (flag, wanted), = args_dict([bad["option"]]).items()
+            if flag in flags and same_value(wanted, flags[flag]) and not table.applies(bad["row"], version):
+                found.append(table.finding(bad["row"], bad["option"], **ctx["names"]))
+    for finding in found:
+        if finding["rule"] in accept:
+            out.accepted.append(Refusal(finding, accepted=accept[finding["rule"]]))
+        else:
+            (out.refusals if finding["severity"] == "refuse" else out.warnings).append(finding)
+    return out
 
 
 def _true(value):
     return str(value).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def _on(value):
+    """A flag's value (args_dict) as on or off: absent and False are off."""
+    return value is not None and value is not False and _true(value)
+
+
+def env_option(ctx, key):
+    """The door an environment variable came through: serving.env.KEY, or the role
+    variable that set it (env_doors: {key: 'vllm_container_env.KEY on spark-beta'})."""
+    return (ctx.get("env_doors") or {}).get(key) or "serving.env." + key
 
 
 # --- recipe rules (ctx: recipe, hw, flags {flag: value}, env, names) ----------------------
@@ -144,11 +215,20 @@ OWNED_FLAGS = {"--tensor-parallel-size": "parallelism.tensor", "--pipeline-paral
                "--master-addr": "engine.executor (mp)", "--headless": "engine.executor (mp)"}
 
 
+# environment variables the plan sets per node (PER_NODE_ENV are KF-20's)
+OWNED_ENV = {"RAY_ADDRESS": "the plan (engine.executor ray, sparkops_ray_port)",
+             "VLLM_CONFIG_ROOT": "the plan (engine.executor ray)",
+             "CUDA_VISIBLE_DEVICES": "the engine container's GPU request (Ray and vLLM place the ranks)"}
+
+
 @rule("PLAN-2")
 def recipe_owned_flags(ctx):
     for flag, section in sorted(OWNED_FLAGS.items()):
         if flag in ctx["flags"]:
             yield flag, dict(section=section)
+    for key, section in sorted(OWNED_ENV.items()):
+        if key in ctx["env"]:
+            yield env_option(ctx, key), dict(section=section)
 
 
 @rule("PLAN-3")
@@ -162,7 +242,7 @@ def memory_fit(ctx):
     mem = ctx["memory"]
     if not mem["fits"]:
         yield "parallelism.tensor", dict(weights_gib=mem["weights_gib"], overhead_gib=mem["overhead_gib"],
-                                         kv_gib=mem["min_kv_cache_gib"], need_gib=mem["need_gib"],
+                                         kv_gib=mem["kv_need_gib"], kv_what=mem["kv_what"], need_gib=mem["need_gib"],
                                          budget_gib=mem["budget_gib"], memory_gib=ctx["hw"]["memory_gib_per_gpu"],
                                          utilization=ctx["recipe"]["serving"]["gpu_memory_utilization"])
 
@@ -191,7 +271,7 @@ def engine_min_version(ctx):
 
 @rule("KF-3")
 def vllm_017_load_hang(ctx):
-    if (0, 17, 0, -2, 0) <= ctx["version"] < (0, 17, 1, -2, 0) and ctx["recipe"]["model"]["size_gb"] > 150:
+    if ctx["recipe"]["model"]["size_gb"] > 150:  # versions: the row's
         yield "engine.version", dict(version=ctx["recipe"]["engine"]["version"])
 
 
@@ -199,7 +279,7 @@ def vllm_017_load_hang(ctx):
 def marlin_int4_split(ctx):
     model, eng = ctx["recipe"]["model"], ctx["recipe"]["engine"]
     heads, tp = model.get("linear_num_value_heads"), ctx["tp"]
-    if (model["hybrid_gdn"] and model["quantization"] in INT4_MARLIN and heads
+    if (model["hybrid_gdn"] and model["quantization"] in INT4 and heads
             and "vllm-pr-36329" not in (eng.get("fixes") or [])):
         out_size = 2 * heads // tp
         if out_size < MARLIN_MIN_THREAD_N or out_size % MARLIN_MIN_THREAD_N:
@@ -210,7 +290,7 @@ def marlin_int4_split(ctx):
 def prefix_caching_0172(ctx):
     r = ctx["recipe"]
     if (r["nodes"] == 2 and ctx["tp"] == 2 and r["model"]["quantization"] == "autoround"
-            and "--enable-prefix-caching" in ctx["flags"] and (0, 17, 2, -2, 0) <= ctx["version"] < (0, 17, 3, -2, 0)):
+            and _on(ctx["flags"].get("--enable-prefix-caching"))):  # versions: the row's
         yield "--enable-prefix-caching", {}
 
 
@@ -224,7 +304,7 @@ def gb10_deepgemm(ctx):
     if _gb10(ctx):
         for key in ("VLLM_USE_DEEP_GEMM", "VLLM_MOE_USE_DEEP_GEMM"):
             if _true(ctx["env"].get(key, "0")):
-                yield "serving.env.%s" % key, dict(value=ctx["env"][key])
+                yield env_option(ctx, key), dict(value=ctx["env"][key])
 
 
 @rule("KF-12")
@@ -232,55 +312,97 @@ def gb10_gpudirect(ctx):
     if _gb10(ctx):
         env = ctx["env"]
         if str(env.get("NCCL_NET_GDR_LEVEL", "LOC")) != "LOC":
-            yield "serving.env.NCCL_NET_GDR_LEVEL", dict(value=env["NCCL_NET_GDR_LEVEL"])
+            yield env_option(ctx, "NCCL_NET_GDR_LEVEL"), dict(value=env["NCCL_NET_GDR_LEVEL"])
         if str(env.get("NCCL_DMABUF_ENABLE", "0")) != "0":
-            yield "serving.env.NCCL_DMABUF_ENABLE", dict(value=env["NCCL_DMABUF_ENABLE"])
+            yield env_option(ctx, "NCCL_DMABUF_ENABLE"), dict(value=env["NCCL_DMABUF_ENABLE"])
 
 
 @rule("KF-28")
 def gb10_vision_cudnn(ctx):
-    if _gb10(ctx) and ctx["recipe"]["model"]["vision"] and not ctx["recipe"]["engine"].get("disable_cudnn"):
+    text_only = _on(ctx["flags"].get("--language-model-only"))
+    if _gb10(ctx) and ctx["recipe"]["model"]["vision"] and not text_only and not ctx["recipe"]["engine"].get("disable_cudnn"):
         yield "engine.disable_cudnn", {}
 
 
 @rule("KF-31")
 def shared_experts_stream(ctx):
     r = ctx["recipe"]
-    if (_gb10(ctx) and r["model"]["moe"] and r["nodes"] == 2 and ctx["tp"] == 2
+    if (_gb10(ctx) and r["model"].get("shared_experts") and r["nodes"] == 2 and ctx["tp"] == 2
             and str(ctx["env"].get("VLLM_DISABLE_SHARED_EXPERTS_STREAM", "0")) != "1"):
-        yield "serving.env.VLLM_DISABLE_SHARED_EXPERTS_STREAM", {}
+        yield env_option(ctx, "VLLM_DISABLE_SHARED_EXPERTS_STREAM"), {}
 
 
 @rule("KF-21")
 def ray_memory_monitor(ctx):
     value = ctx["env"].get("RAY_memory_monitor_refresh_ms", "0")
     if ctx["recipe"]["engine"]["executor"] == "ray" and ctx["hw"]["unified_memory"] and str(value) != "0":
-        yield "serving.env.RAY_memory_monitor_refresh_ms", dict(value=value)
+        yield env_option(ctx, "RAY_memory_monitor_refresh_ms"), dict(value=value)
 
 
 @rule("KF-17")
 def gid_index_pinned(ctx):
     if "NCCL_IB_GID_INDEX" in ctx["env"]:
-        yield "serving.env.NCCL_IB_GID_INDEX", {}
+        yield env_option(ctx, "NCCL_IB_GID_INDEX"), {}
 
 
 @rule("KF-20")
 def per_node_env(ctx):
     for key in PER_NODE_ENV:
         if key in ctx["env"] and key != "NCCL_IB_GID_INDEX":
-            yield "serving.env.%s" % key, {}
+            yield env_option(ctx, key), {}
 
 
 @rule("KF-6")
 def sglang_graph_env(ctx):
     if "SGLANG_DISABLE_CUDA_GRAPH" in ctx["env"]:
-        yield "serving.env.SGLANG_DISABLE_CUDA_GRAPH", {}
+        yield env_option(ctx, "SGLANG_DISABLE_CUDA_GRAPH"), {}
 
 
 @rule("KF-103")
 def mm_encoder_data_multinode(ctx):
-    if ctx["flags"].get("--mm-encoder-tp-mode") == "data" and ctx["recipe"]["nodes"] > 1:
+    if same_value("data", ctx["flags"].get("--mm-encoder-tp-mode")) and ctx["recipe"]["nodes"] > 1:
         yield "--mm-encoder-tp-mode=data", {}
+
+
+@rule("PLAN-7")
+def image_tag_version(ctx):
+    """The official images are tagged v<version>: a tag that names another vLLM than engine.version."""
+    eng = ctx["recipe"]["engine"]
+    last = eng["image"].rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    m = re.match(r"^v(\d+\.\d+(?:\.\d+)?(?:rc\d+)?)(?:$|[-+])", tag)
+    if m and parse_version(m.group(1))[:3] != ctx["version"][:3]:
+        yield "engine.image", dict(image=eng["image"], found=m.group(1), declared=eng["version"])
+
+
+@rule("PLAN-9")
+def heads_divide(ctx):
+    model, tp = ctx["recipe"]["model"], ctx["tp"]
+    heads = model.get("attention_heads")
+    if heads and heads % tp:
+        yield "parallelism.tensor", dict(tp=tp, heads=heads, what="attention heads (model.attention_heads)")
+    kv = (model.get("kv_cache") or {}).get("kv_heads")
+    if kv and kv % tp and tp % kv:
+        yield "parallelism.tensor", dict(tp=tp, heads=kv, what="KV heads (model.kv_cache.kv_heads)")
+
+
+@rule("PLAN-10")
+def context_length(ctx):
+    r = ctx["recipe"]
+    longest = r["model"].get("context_length")
+    if longest and r["serving"]["max_model_len"] > longest and str(ctx["env"].get("VLLM_ALLOW_LONG_MAX_MODEL_LEN")) != "1":
+        yield "serving.max_model_len", dict(value=r["serving"]["max_model_len"], context=longest)
+
+
+@rule("PLAN-11")
+def model_swapped_alone(ctx):
+    over = (ctx.get("overrides") or {}).get("model")
+    base = (ctx.get("base") or {}).get("model") or {}
+    if isinstance(over, dict) and over.get("id") and over["id"] != base.get("id"):
+        missing = [k for k in ("architecture", "size_gb") if k not in over]
+        if missing:
+            yield "sparkops_recipe_overrides.model.id", dict(model=over["id"], base=base.get("id"),
+                                                             missing=", ".join("model." + k for k in missing))
 
 
 @rule("SEC-1")
@@ -288,18 +410,21 @@ def api_flags(ctx):
     for flag in ("--host", "--port", "--api-key"):
         if flag in ctx["flags"]:
             yield flag, {}
+    if "VLLM_API_KEY" in ctx["env"]:
+        yield env_option(ctx, "VLLM_API_KEY"), {}
 
 
 @rule("KF-29")
 def attention_backend_env(ctx):
     if "VLLM_ATTENTION_BACKEND" in ctx["env"]:
-        yield "serving.env.VLLM_ATTENTION_BACKEND", dict(value=ctx["env"]["VLLM_ATTENTION_BACKEND"])
+        yield env_option(ctx, "VLLM_ATTENTION_BACKEND"), dict(value=ctx["env"]["VLLM_ATTENTION_BACKEND"])
 
 
 @rule("KF-104")
 def long_context_two_nodes(ctx):
     r = ctx["recipe"]
-    if ctx["hw"]["unified_memory"] and r["serving"]["max_model_len"] > 32768 and r["nodes"] <= 2:
+    if (ctx["hw"]["unified_memory"] and r["serving"]["max_model_len"] > 32768 and r["nodes"] <= 2
+            and not r["model"].get("kv_cache")):  # with the model's KV facts, KF-100 counts the context
         yield "serving.max_model_len", dict(value=r["serving"]["max_model_len"], nodes=r["nodes"])
 
 
@@ -313,9 +438,22 @@ def rail_variables(ctx):
 
 @rule("INV-2", stage="inventory")
 def rail_addresses(ctx):
-    nodes = ctx["nodes"]
+    nodes = [n for n in ctx["nodes"] if n["rails"]]
     if not nodes:
         return
+    nets = []
+    for rail in nodes[0]["rails"]:
+        try:
+            nets.append((rail["name"], ipaddress.ip_network(rail["subnet"], strict=False)))
+        except ValueError:
+            pass
+    for i, (name, net) in enumerate(nets):
+        for other, net2 in nets[i + 1:]:
+            if net.overlaps(net2):
+                yield "sparkops_rails[%s].subnet" % other, dict(
+                    detail="%s overlaps %s of rail %s: the kernel would route both rails' traffic over one port"
+                           % (net2, net, name), fix="give every rail its own subnet (e.g. 192.168.100.0/24, "
+                                                    "192.168.101.0/24)")
     for rail in nodes[0]["rails"]:
         try:
             net = ipaddress.ip_network(rail["subnet"], strict=True)
@@ -351,10 +489,62 @@ def rail_addresses(ctx):
 def rail_mtu(ctx):
     mtus = {}
     for node in ctx["nodes"]:
-        mtus.setdefault(node["mtu"], []).append(node["name"])
+        if node["rails"]:
+            mtus.setdefault(node["mtu"], []).append(node["name"])
     if len(mtus) > 1:
         yield "sparkops_rail_mtu", dict(detail="MTU differs across nodes: %s" % "; ".join(
             "%s on %s" % (m, ", ".join(h)) for m, h in sorted(mtus.items())))
+    want = (ctx.get("hw") or {}).get("rail_mtu")
+    for mtu, hosts in sorted(mtus.items()):
+        if want and mtu < want:
+            yield "sparkops_rail_mtu", dict(detail="rails at MTU %s on %s, below the %s the hardware's RoCE rails need"
+                                            % (mtu, ", ".join(hosts), want))
+
+
+@rule("KF-13", stage="inventory")
+def rail_count(ctx):
+    want = (ctx.get("hw") or {}).get("rails")
+    if not want or len(ctx["nodes"]) < 2:
+        return
+    for node in ctx["nodes"]:
+        if len(node["rails"]) < want:
+            yield "%s: sparkops_rails" % node["name"], dict(detail="%s has %d rail(s), the %s hardware has %d per node "
+                                                            "(both halves of the 200G port): the others carry none of "
+                                                            "the traffic" % (node["name"], len(node["rails"]),
+                                                                             ctx.get("hw_name"), want))
+
+
+_PCI_NETDEV = re.compile(r"^en(P\d+)?p(\d+)s(\d+)(?:f(\d+))?(?:np\d+)?$")
+_PCI_RDMA = re.compile(r"^roce(P\d+)?p(\d+)s(\d+)(?:f(\d+))?$")
+
+
+@rule("INV-3", stage="inventory")
+def node_addresses(ctx):
+    seen = {}
+    for host, address in sorted((ctx.get("addresses") or {}).items()):
+        if address in seen:
+            yield "%s: ansible_host" % host, dict(detail="%s and %s are both reached at %s" % (
+                seen[address], host, "%s port %s" % address if address[1] else address[0]))
+        seen.setdefault(address, host)
+
+
+@rule("INV-4", stage="inventory")
+def rail_devices(ctx):
+    for node in ctx["nodes"]:
+        for key in ("netdev", "rdma_device"):
+            names = [r[key] for r in node["rails"]]
+            for name in sorted({n for n in names if names.count(n) > 1}):
+                yield "%s: sparkops_rails %s %s" % (node["name"], key, name), dict(
+                    detail="%s %s is given for more than one rail" % (key, name),
+                    fix="give each rail its own port (ibdev2netdev lists them: rdma device ==> netdev)")
+        for rail in node["rails"]:
+            port, dev = _PCI_NETDEV.match(rail["netdev"]), _PCI_RDMA.match(rail["rdma_device"])
+            if port and dev and port.groups() != dev.groups():
+                yield "%s: rail %s" % (node["name"], rail["name"]), dict(
+                    detail="netdev %s and rdma_device %s are different PCI functions" % (rail["netdev"],
+                                                                                          rail["rdma_device"]),
+                    fix="pair the netdev with its own RDMA device (ibdev2netdev: %s ==> %s)" % (
+                        "roce" + rail["netdev"][2:].split("np")[0], rail["netdev"]))
 
 
 # --- fact rules (ctx: facts {host: {...}}, recipe, hw, nodes: the rail plan) -------------
@@ -382,7 +572,7 @@ def rails_up(ctx):
     for host, f in sorted(ctx["facts"].items()):
         for rail, up in sorted((f.get("rails_up") or {}).items()):
             if not up:
-                yield "%s: rail %s" % (host, rail), {}
+                yield "%s: rail %s" % (host, rail), dict(detail="rail %s of %s is down" % (rail, host))
 
 
 @rule("KF-9", stage="facts")

@@ -30,7 +30,14 @@ SETTINGS = {
                                                    "many GiB of cache."),
     "sparkops_teardown_reboot": (bool, False, "Teardown reboots the nodes whose memory stays held by no process."),
     "sparkops_teardown_memory_wait": (int, 120, "Seconds teardown waits for a stopped engine's memory to come back."),
+    "sparkops_accept": (dict, {}, "Rows of recipes/known_failures.yml you accept for this plan, each with your reason "
+                                  "({KF-31: 'tested with our image'}); their findings no longer stop the deploy and "
+                                  "the plan records them."),
 }
+# Ray's fixed default ports (its documentation, "Configuring Ray", ports) and its default
+# range of worker ports: the API must not take one of them
+RAY_PORTS = {8265: "Ray's dashboard", 10001: "Ray's client server", 52365: "Ray's dashboard agent"}
+RAY_WORKER_PORTS = (10002, 19999)
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -64,6 +71,23 @@ def _coerce(name, kind, value):
                dict: "a mapping"}[kind], value))
 
 
+def _port_errors(api, ray):
+    out = []
+    for name, port in (("sparkops_api_port", api), ("sparkops_ray_port", ray)):
+        if isinstance(port, int) and not 1 <= port <= 65535:
+            out.append("%s must be a TCP port (1-65535), got %d" % (name, port))
+    if not isinstance(api, int) or not isinstance(ray, int):
+        return out
+    if api == ray:
+        out.append("sparkops_api_port %d is sparkops_ray_port too: give the API another port (8000)" % api)
+    elif api in RAY_PORTS:
+        out.append("sparkops_api_port %d is %s port: give the API another port (8000)" % (api, RAY_PORTS[api]))
+    elif RAY_WORKER_PORTS[0] <= api <= RAY_WORKER_PORTS[1]:
+        out.append("sparkops_api_port %d is in Ray's worker port range %d-%d: give the API another port (8000)"
+                   % ((api,) + RAY_WORKER_PORTS))
+    return out
+
+
 def read(variables):
     """{name without the sparkops_ prefix: value} from a host's variables, defaults filled,
     values coerced (a number written as text is the number). Raises SettingError listing
@@ -77,9 +101,11 @@ def read(variables):
             out[name[len("sparkops_"):]] = value if value is None else _coerce(name, kind, value)
         except SettingError as exc:
             errors.append(str(exc))
-    port = out.get("api_port")
-    if isinstance(port, int) and not 1 <= port <= 65535:
-        errors.append("sparkops_api_port must be a TCP port (1-65535), got %d" % port)
+    errors += _port_errors(out.get("api_port"), out.get("ray_port"))
+    accept = out.get("accept")
+    for key, why in sorted((accept or {}).items(), key=str):
+        if not isinstance(why, str) or not why.strip():
+            errors.append("sparkops_accept.%s must give your reason as text, got %r" % (key, why))
     if errors:
         raise SettingError("; ".join(errors))
     return out

@@ -14,6 +14,15 @@ description:
     and checks the plan against the rules of C(recipes/known_failures.yml), the one table of
     what is refused, warned about and recognised in engine logs. Each refusal names the
     rule (the row's id), the option, the reason, the fix and the public source.
+  - Engine flags are read as vLLM's own parser reads them (dashes or underscores, short
+    aliases such as C(-tp), C(--flag value) in one item, dotted and JSON C(--compilation-config)),
+    and every environment rule looks at every door to a variable - the hardware profile's set,
+    the recipe's C(serving.env) and the role variables C(ray_cluster_env) and
+    C(vllm_container_env) of each node.
+  - Rows of severity C(refuse) stop the plan, rows of severity C(warn) are reported. A row whose
+    report pins vLLM versions is not judged outside them (C(not_judged) says so). A row you
+    have checked for your setup can be accepted with C(sparkops_accept) (row id to your
+    reason); the plan records it in C(accepted).
   - O(stage=static) uses only the recipe, the collection variables and the inventory (rail
     addresses, subnets, MTU), so it works while the nodes are down. O(stage=dynamic) also
     checks gathered node facts (O(facts)) - driver versions, rails up and their MTU, memory
@@ -76,8 +85,9 @@ plan:
     The plan - recipe, model, model_path, served_model_name, hardware, executor, image,
     memory_per_gpu, expected_decode_tok_s, decode_bound (the single-stream decode ceiling set
     by memory bandwidth), head, head_address, gpus_per_node, api, ray (address, port),
-    nodes (name, rank, container, rails, env, command), production_command,
-    per_node_env_keys, log_patterns (the table's rows with log patterns), settings.
+    nodes (name, rank, container, address, rails, env, command), production_command,
+    per_node_env_keys, log_patterns (the table's rows with log patterns), settings,
+    warnings, accepted and not_judged (as below).
   returned: when the recipe, the settings and the inventory's rails could be read
   type: dict
 refusals:
@@ -101,8 +111,18 @@ recipe:
   returned: when the recipe is valid
   type: dict
 warnings:
-  description: Points that do not refuse the plan (rows of severity warn).
+  description: Points that do not refuse the plan (rows of severity warn, and the accepted ones).
   returned: when the recipe is valid
   type: list
   elements: str
+accepted:
+  description: Findings of the rows named in C(sparkops_accept), each with C(accepted), the reason given.
+  returned: when the recipe is valid
+  type: list
+  elements: dict
+not_judged:
+  description: Rows not judged for this plan (rule, title, note), e.g. outside the vLLM versions of their report.
+  returned: when the recipe is valid
+  type: list
+  elements: dict
 """

@@ -6,6 +6,7 @@ the table of known failures (a user's recipes directory may bring its own of eac
 
 from __future__ import annotations
 
+import copy
 import os
 
 import yaml
@@ -38,8 +39,28 @@ def table_file(name, directory):
     return own if os.path.exists(own) else os.path.join(COLLECTION_RECIPES, name)
 
 
+_CACHE = {}
+
+
 def read_tables(directory=COLLECTION_RECIPES):
-    """(the known-failures Table, the hardware profiles); TableError names what is wrong."""
+    """(the known-failures Table, the hardware profiles); TableError names what is wrong.
+    Read once per version of the two files (a copy of the profiles each time)."""
+    paths = tuple(table_file(name, directory) for name in ("known_failures.yml", "hardware.yml"))
+    try:
+        key = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in paths)
+    except OSError:
+        key = None
+    if key in _CACHE:
+        table, hardware = _CACHE[key]
+        return table, copy.deepcopy(hardware)
+    table, hardware = _read_tables(directory)
+    if key is not None:
+        _CACHE.clear()
+        _CACHE[key] = (table, copy.deepcopy(hardware))
+    return table, hardware
+
+
+def _read_tables(directory):
     rows, why = load_yaml(table_file("known_failures.yml", directory), "the table of known failures")
     if why:
         raise _rules.TableError(why)

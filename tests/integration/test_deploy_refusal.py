@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 BAD = [
     ("expert parallel on a hybrid model", {"serving": {"args": ["--enable-expert-parallel"]}}, "[KF-1]"),
-    ("gpu_memory_utilization 0.95", {"serving": {"gpu_memory_utilization": 0.95}}, "[KF-25]"),
+    ("KV cache of 64 full-context sequences", {"serving": {"concurrency": 64}}, "[KF-100]"),
     ("TP=2 for 397 GB on 2 nodes", {"nodes": 2, "parallelism": {"tensor": 2}},
      "[PLAN-5] nodes: the recipe plans 2 node(s), the inventory gives 4"),
     ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[PLAN-1] parallelism"),

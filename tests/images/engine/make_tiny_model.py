@@ -2,7 +2,8 @@
 
 Test fixture for the simulated cluster: no model hub is reachable, so the engine
 image builds its own model. About 250 KB, a few seconds on one core. vLLM on CPU
-needs head_dim >= 32: hidden 128 with 2 heads gives 64.
+needs head_dim >= 32: hidden 256 with 4 heads gives 64. 4 attention heads and 2 KV heads
+divide by the simulated cluster's planned tensor parallel size (4), as a real plan's must.
 """
 from __future__ import annotations
 
@@ -49,11 +50,11 @@ def main(out: str) -> None:
 
     config = Qwen2Config(
         vocab_size=len(fast),
-        hidden_size=128,
-        intermediate_size=256,
+        hidden_size=256,
+        intermediate_size=512,
         num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         eos_token_id=fast.convert_tokens_to_ids("<|im_end|>"),

@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The preflight's judgement on the controller: read the recipe and the tables, run the
+rules of every stage over every door to a setting, build the plan. The action plugin
+sparkops.cluster.preflight is a thin wrapper of judge(); the tests call it directly."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _plan, _recipe, _rules, _settings
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import node_addresses, rail_nodes
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import TABLES, load_yaml, read_tables, recipes_dir, table_file
+
+# Role variables whose mapping is added to the engine's environment (the roles combine
+# them over the plan's): each is a door to the same settings as serving.env
+ROLE_ENV = ("ray_cluster_env", "vllm_container_env")
+
+
+class Refused(Exception):
+    """A refusal before any plan exists (unreadable recipe, settings, node count)."""
+
+    def __init__(self, refusal):
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
+def read_recipe(table, name, directory, overrides, known_rows):
+    """(the recipe after overrides, validated; the recipe file as written). Refused (PLAN-4)
+    names the field and the fix."""
+    def refuse(detail, fix):
+        raise Refused(table.finding("PLAN-4", "sparkops_recipe", detail=detail, fix=fix))
+
+    known = sorted(f[:-4] for f in os.listdir(directory) if f.endswith(".yml") and f not in TABLES) \
+        if os.path.isdir(directory) else []
+    if not isinstance(name, str) or not name.strip():
+        refuse("no recipe given", "set sparkops_recipe to one of: %s" % ", ".join(known))
+    if "/" in name or name + ".yml" in TABLES:
+        refuse("%r is not a recipe name" % name, "set sparkops_recipe to one of: %s" % ", ".join(known))
+    path = os.path.join(directory, name + ".yml")
+    if not os.path.exists(path):
+        refuse("recipe %r not found in %s" % (name, directory),
+               "use one of %s, or add %s (sparkops_recipes_dir names your own directory)" % (", ".join(known), path))
+    data, why = load_yaml(path, "recipe")
+    if why:
+        refuse(why, "fix the YAML of %s" % path)
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else type(data).__name__
+        refuse("recipe %s must be a mapping of fields, got %s" % (path, got),
+               "write the recipe as a mapping (see recipes/qwen397b.yml)")
+    if not isinstance(overrides, dict):
+        refuse("sparkops_recipe_overrides must be a mapping, got %s" % type(overrides).__name__,
+               "give the overrides as a mapping of recipe fields")
+    try:
+        return _recipe.validate(_recipe.merge(data, overrides), source=path, known_rows=known_rows), data
+    except _recipe.RecipeError as exc:
+        refuse(str(exc), "fix the recipe field(s) named, in %s or in sparkops_recipe_overrides" % path)
+
+
+def env_variants(hw, recipe, hosts, hostvars):
+    """[(env, doors)]: the engine environment the user controls, one per distinct set of
+    role environment variables across the hosts (usually one: group vars). doors names,
+    for each key a role variable set, that variable (and the hosts when they differ).
+    Raises SettingError naming a role variable that is not a mapping of variables."""
+    groups, errors = {}, []
+    for host in hosts:
+        role_env, doors = {}, {}
+        for var in ROLE_ENV:
+            value = hostvars[host].get(var)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                errors.append("%s of %s must be a mapping of environment variables, got %r" % (var, host, value))
+                continue
+            errors += ["%s (%s)" % (e, host) for e in _recipe._env_errors(value, var)]
+            role_env.update(value)
+            doors.update({str(k): var for k in value})
+        key = json.dumps({str(k): str(v) for k, v in role_env.items()}, sort_keys=True)
+        groups.setdefault(key, (role_env, doors, []))[2].append(host)
+    if errors:
+        raise _settings.SettingError("; ".join(sorted(set(errors))))
+    out = []
+    for role_env, doors, group in groups.values():
+        where = " on %s" % ", ".join(group) if len(groups) > 1 else ""
+        out.append((_plan.user_env(hw, recipe["serving"]["env"], role_env),
+                    {k: "%s.%s%s" % (var, k, where) for k, var in doors.items()}))
+    return out
+
+
+def _accepted_rows(table, accept):
+    """Refused (PLAN-6) when sparkops_accept names a row that does not exist or cannot be accepted."""
+    for row_id in sorted(accept, key=str):
+        if row_id not in table:
+            raise Refused(table.finding("PLAN-6", "sparkops_accept", detail="sparkops_accept.%s is not a row of the "
+                                        "table of known failures (rows: KF-*, PLAN-*, INV-*, SEC-*)" % row_id))
+        if not table.acceptable(row_id):
+            raise Refused(table.finding("PLAN-6", "sparkops_accept", detail="%s cannot be accepted: without it there "
+                                        "is no plan to run (%s)" % (row_id, table.rows[row_id]["title"])))
+
+
+def _unique(findings):
+    seen, out = set(), []
+    for f in findings:
+        if str(f) not in seen:
+            seen.add(str(f))
+            out.append(f)
+    return out
+
+
+def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=None, overrides=None,
+          check_mode=False):
+    """The preflight's result (the action's return): plan, recipe, refusals (structured),
+    warnings (text), accepted, not_judged; failed and msg when the plan is refused.
+
+    variables: a host's variables (the collection settings); hostvars: every host's;
+    hosts: the plan's nodes in rank order; facts: {host: facts} of the dynamic stage.
+    """
+    if stage not in ("static", "dynamic"):
+        return dict(failed=True, msg="stage must be static or dynamic, got %r" % stage, refusals=[])
+    try:
+        settings = _settings.read(variables)
+    except _settings.SettingError as exc:
+        settings, settings_error = None, str(exc)
+    else:
+        settings_error = None
+    directory = recipes_dir(settings)
+    try:
+        table, hardware = read_tables(directory)
+    except _rules.TableError as exc:
+        return dict(failed=True, refusals=[], msg="the table of the preflight is broken: %s" % exc)
+
+    try:
+        if settings_error:
+            raise Refused(table.finding("PLAN-6", "settings", detail=settings_error))
+        accept = settings["accept"]
+        _accepted_rows(table, accept)
+        overrides = settings["recipe_overrides"] if overrides is None else overrides
+        recipe, base = read_recipe(table, recipe_name or settings["recipe"], directory, overrides, set(table.rows))
+        hw = hardware.get(recipe["hardware"])
+        if not isinstance(hw, dict):
+            raise Refused(table.finding("PLAN-4", "hardware", detail="hardware %r is not a profile of %s (%s)" % (
+                recipe["hardware"], table_file("hardware.yml", directory), ", ".join(sorted(hardware))),
+                fix="set the recipe's hardware to a profile name, or add the profile"))
+        if len(hosts) != recipe["nodes"]:
+            raise Refused(table.finding("PLAN-5", "nodes", planned=recipe["nodes"], given=len(hosts),
+                                        hosts=", ".join(hosts) or "none"))
+        try:
+            variants = env_variants(hw, recipe, hosts, hostvars)
+        except _settings.SettingError as exc:
+            raise Refused(table.finding("PLAN-6", "environment", detail=str(exc)))
+    except Refused as exc:
+        return dict(failed=True, refusals=[dict(exc.refusal)], msg="preflight (%s) refused the plan:\n- %s"
+                    % (stage, exc.refusal))
+
+    nodes, errors = rail_nodes(hosts, hostvars)
+    found = _rules.run(table, "inventory", {"nodes": nodes, "errors": errors, "hw": hw, "hw_name": recipe["hardware"],
+                                            "addresses": node_addresses(hosts, hostvars)}, accept)
+    if errors:  # no rail plan for some node: nothing more to plan
+        return dict(failed=True, refusals=[dict(r) for r in found.refusals],
+                    msg="preflight refused the inventory:\n- " + "\n- ".join(str(r) for r in found.refusals))
+    for env, doors in variants:
+        found.add(_rules.run(table, "recipe", _plan.recipe_context(
+            recipe, hw, env=env, env_doors=doors, base=base, overrides=overrides, hw_name=recipe["hardware"]), accept))
+    if stage == "dynamic":
+        ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "nodes": nodes,
+               "version": _recipe.parse_version(recipe["engine"]["version"]), "version_text": recipe["engine"]["version"]}
+        found.add(_rules.run(table, "facts", ctx, accept))
+    refusals, warnings, accepted = _unique(found.refusals), _unique(found.warnings), _unique(found.accepted)
+    skipped = list({s["rule"]: s for s in found.skipped}.values())
+
+    containers = {h: str(hostvars[h].get("sparkops_engine_container") or settings["engine_container"]) for h in hosts}
+    plan = _plan.build(recipe, hw, nodes, settings, table.log_patterns(), containers)
+    plan.update(warnings=[dict(w) for w in warnings], accepted=[dict(a) for a in accepted], not_judged=skipped)
+    result = dict(changed=False, plan=plan, recipe=recipe, refusals=[dict(r) for r in refusals],
+                  accepted=[dict(a) for a in accepted], not_judged=skipped,
+                  warnings=[str(w) for w in warnings] + ["accepted (sparkops_accept: %s): %s" % (a["accepted"], a)
+                                                         for a in accepted])
+    if refusals and stage == "dynamic" and check_mode:
+        # check mode changed nothing: the facts are the nodes' before host setup, which a real
+        # run changes first (MTU, addresses); say what a run would refuse now, do not stop
+        result["warnings"].append(
+            "check mode: judged on the nodes as they are now, before host setup's changes; a real run "
+            "would refuse if these remain: %s" % "; ".join(str(r) for r in refusals))
+    elif refusals:
+        result.update(failed=True, msg="preflight (%s) refused the plan for %s:\n- %s%s" % (
+            stage, recipe["name"], "\n- ".join(str(r) for r in refusals),
+            "\n(a row you have checked for your setup can be accepted: sparkops_accept: {%s: 'your reason'})"
+            % refusals[0]["rule"] if all(table.acceptable(r["rule"]) for r in refusals) else ""))
+    return result
