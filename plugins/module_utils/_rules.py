@@ -170,7 +170,7 @@ def run(table, stage, ctx, accept=None):
         # options the recipe itself names as known to fail for it, each with its row
         flags = ctx["flags"]
         for bad in ctx["recipe"].get("known_bad") or []:
-            (flag, wanted), = args_dict([bad["option"]]).items()
+            flag, wanted = next(iter(args_dict([bad["option"]]).items()))
             if flag in flags and same_value(wanted, flags[flag]) and not table.applies(bad["row"], version):
                 found.append(table.finding(bad["row"], bad["option"], **ctx["names"]))
     for finding in found:
@@ -541,8 +541,8 @@ def rail_devices(ctx):
             port, dev = _PCI_NETDEV.match(rail["netdev"]), _PCI_RDMA.match(rail["rdma_device"])
             if port and dev and port.groups() != dev.groups():
                 yield "%s: rail %s" % (node["name"], rail["name"]), dict(
-                    detail="netdev %s and rdma_device %s are different PCI functions" % (rail["netdev"],
-                                                                                          rail["rdma_device"]),
+                    detail="netdev %s and rdma_device %s are different PCI functions" % (
+                        rail["netdev"], rail["rdma_device"]),
                     fix="pair the netdev with its own RDMA device (ibdev2netdev: %s ==> %s)" % (
                         "roce" + rail["netdev"][2:].split("np")[0], rail["netdev"]))
 
