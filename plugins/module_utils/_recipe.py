@@ -44,6 +44,8 @@ _SCHEMA = {
     "model.kv_cache.layers": (int, True, _POSITIVE, "layers that keep a KV cache (full-attention layers)"),
     "model.kv_cache.kv_heads": (int, True, _POSITIVE, "KV heads (config num_key_value_heads)"),
     "model.kv_cache.head_dim": (int, True, _POSITIVE, "head dimension (config head_dim)"),
+    "model.allow_unpinned_remote_code": (bool, False, None, "true to run the hub's code of this model unpinned "
+                                                            "(--trust-remote-code without --revision)"),
     "model.quantization": (str, True, (lambda v: v in QUANTIZATIONS, "one of " + ", ".join(QUANTIZATIONS)), None),
     "hardware": (str, True, None, "a profile of recipes/hardware.yml"),
     "nodes": (int, True, _POSITIVE, "the number of nodes"),

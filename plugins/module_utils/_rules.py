@@ -414,6 +414,32 @@ def api_flags(ctx):
         yield env_option(ctx, "VLLM_API_KEY"), {}
 
 
+SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+@rule("SEC-2")
+def api_exposed_without_key(ctx):
+    host = ctx.get("api_host")
+    if host is not None and not str(host).startswith(LOOPBACK) and not ctx.get("api_key_set"):
+        yield "sparkops_api_host", dict(host=host)
+
+
+@rule("SEC-3")
+def secret_in_recipe(ctx):
+    for key in sorted(ctx["recipe"]["serving"]["env"]):
+        if SECRET_NAME.search(key):
+            yield "serving.env.%s" % key, {}
+
+
+@rule("SEC-4")
+def unpinned_remote_code(ctx):
+    flags, model = ctx["flags"], ctx["recipe"]["model"]
+    if (_on(flags.get("--trust-remote-code")) and not flags.get("--revision") and not flags.get("--code-revision")
+            and not model.get("allow_unpinned_remote_code")):
+        yield "--trust-remote-code", dict(model=model["id"])
+
+
 @rule("KF-29")
 def attention_backend_env(ctx):
     if "VLLM_ATTENTION_BACKEND" in ctx["env"]:
