@@ -65,6 +65,29 @@ def manifest(root, checksum=True):
             "total_bytes": sum(f["size"] for f in files.values()), "count": len(files)}
 
 
+def safe_model_path(path, roots, ismount=os.path.ismount):
+    """The model directory resolved (symlinks and .. followed), or ValueError naming why
+    `rsync --delete` must not make it identical to the head's: empty, relative, not below
+    one of roots (the allow-list, itself resolved), one of the roots itself, or a mount
+    point (a whole file system)."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError("model_sync_path is empty: set sparkops_model_path to the model's own directory, e.g. "
+                         "/var/lib/sparkops/models/NAME")
+    if not os.path.isabs(path):
+        raise ValueError("model_sync_path %r is relative: give the absolute path of the model's own directory" % path)
+    real = os.path.realpath(path)
+    real_roots = [os.path.realpath(r) for r in roots or [] if isinstance(r, str) and os.path.isabs(r)]
+    below = [r for r in real_roots if real != r and real.startswith(r.rstrip("/") + "/")]
+    if not below:
+        raise ValueError("model_sync_path %s resolves to %s, which is not a directory below model_sync_roots (%s): "
+                         "rsync --delete would make it identical to the head's copy; put the model below one of "
+                         "them or add its parent to model_sync_roots" % (path, real, ", ".join(real_roots) or "none"))
+    if ismount(real):
+        raise ValueError("model_sync_path %s (%s) is a mount point: rsync --delete would rewrite a whole file system; "
+                         "use a directory of the model inside it" % (path, real))
+    return real
+
+
 def _kind(mode):
     for test, name in ((stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
                        (stat.S_ISBLK, "block device")):

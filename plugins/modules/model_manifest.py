@@ -37,6 +37,12 @@ options:
     description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
     type: bool
     default: true
+  roots:
+    description:
+      - When given, O(path) resolved on this node (symlinks and C(..) followed) must be a directory below one of
+        these, and not a mount point; the module fails naming why otherwise, before anything reads or writes it.
+    type: list
+    elements: path
 """
 
 EXAMPLES = r"""
@@ -51,6 +57,10 @@ exists:
   description: Whether O(path) exists.
   returned: always
   type: bool
+realpath:
+  description: O(path) resolved on this node.
+  returned: always
+  type: str
 manifest:
   description: >-
     root, files ({relpath - size, sha256, link}), dangling ([{path, target}]), skipped ([{path, kind}]: named pipes,
@@ -81,21 +91,28 @@ def main():
             path=dict(type="path", required=True),
             checksum=dict(type="bool", default=True),
             required=dict(type="bool", default=True),
+            roots=dict(type="list", elements="path"),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    real = os.path.realpath(p["path"])
+    if p["roots"] is not None:
+        try:
+            real = _sync.safe_model_path(p["path"], p["roots"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc), realpath=real)
     if not os.path.isdir(p["path"]):
         if p["required"]:
             module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "
                                  "(e.g. hf download MODEL --local-dir %s) or fix the path" % (p["path"], p["path"]))
-        module.exit_json(changed=False, exists=False, manifest={"root": p["path"], "files": {}, "dangling": [],
+        module.exit_json(changed=False, exists=False, realpath=real, manifest={"root": p["path"], "files": {}, "dangling": [],
                                                                 "skipped": [], "total_bytes": 0, "count": 0})
     try:
         result = _sync.manifest(p["path"], checksum=p["checksum"])
     except OSError as exc:
         module.fail_json(msg="cannot read %s: %s" % (p["path"], exc))
-    module.exit_json(changed=False, exists=True, manifest=result)
+    module.exit_json(changed=False, exists=True, realpath=real, manifest=result)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,47 @@ def test_extra_file_is_reported_but_does_not_break_sync(tmp_path):
 @pytest.mark.parametrize("checksum", [True, False])
 def test_empty_directory(tmp_path, checksum):
     assert _sync.manifest(str(tmp_path), checksum)["count"] == 0
+
+
+# --- the model path rsync --delete may write -----------------------------------------------
+
+@pytest.mark.parametrize("path, words", [
+    ("/etc/.", "resolves to /etc, which is not a directory below model_sync_roots"),
+    ("/root/.ssh", "resolves to /root/.ssh"),
+    ("/var/lib", "resolves to /var/lib"),
+    ("/tmp/..", "resolves to /, which"),
+    ("", "model_sync_path is empty"),
+    ("models/x", "is relative"),
+    ("/var/lib/sparkops/models", "not a directory below"),             # a root itself
+    ("/var/lib/sparkops/models/../../..", "resolves to /var, which"),  # climbing out
+])
+def test_a_model_path_that_could_delete_a_system_is_refused(path, words):
+    with pytest.raises(ValueError) as err:
+        _sync.safe_model_path(path, ["/var/lib/sparkops/models", "/srv/models"], ismount=lambda p: False)
+    assert words in str(err.value)
+
+
+def test_a_symlink_out_of_the_roots_is_followed_and_refused(tmp_path):
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "qwen").symlink_to("/etc")
+    with pytest.raises(ValueError, match="resolves to /etc"):
+        _sync.safe_model_path(str(root / "qwen"), [str(root)])
+
+
+def test_a_model_directory_below_a_root_is_resolved(tmp_path):
+    root = tmp_path / "models"
+    (root / "qwen").mkdir(parents=True)
+    assert _sync.safe_model_path(str(root / "qwen") + "/", [str(root)]) == str((root / "qwen").resolve())
+    with pytest.raises(ValueError, match="is a mount point"):
+        _sync.safe_model_path(str(root / "qwen"), [str(root)], ismount=lambda p: True)
+
+
+def test_the_manifest_module_refuses_before_reading(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import model_manifest
+    failed, r = run_module(model_manifest, {"path": "/etc/.", "roots": [str(tmp_path)]})
+    assert failed and "resolves to /etc" in r["msg"] and "manifest" not in r
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    failed, r = run_module(model_manifest, {"path": str(tmp_path / "m"), "roots": [str(tmp_path)]})
+    assert not failed and r["realpath"] == str((tmp_path / "m").resolve()) and r["manifest"]["count"] == 1
