@@ -18,6 +18,8 @@ from ansible_collections.sparkops.cluster.plugins.module_utils._rules import PER
 
 GIB = 1024 ** 3
 VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json from here
+RAY_TOKEN_DIR = "/run/sparkops/ray"  # the token file's directory in the engine container (read only)
+RAY_TOKEN_PATH = RAY_TOKEN_DIR + "/auth-token"
 
 
 def user_env(hw, serving_env=None, role_env=None):
@@ -30,11 +32,12 @@ def user_env(hw, serving_env=None, role_env=None):
     return env
 
 
-def node_env(hw, rails, serving_env=None, ray_address=None):
+def node_env(hw, rails, serving_env=None, ray_address=None, ray_auth=False):
     """The environment of one node's engine container: the hardware profile's set (GB10:
     GPUDirect off, DeepGEMM off, Ray's memory monitor off), the recipe's serving.env, the
     per-node values from its rails (VLLM_HOST_IP, interfaces, devices) and, for the Ray
-    executor, RAY_ADDRESS and VLLM_CONFIG_ROOT. Values are strings."""
+    executor, RAY_ADDRESS, VLLM_CONFIG_ROOT and with ray_auth Ray's token mode and the
+    path of the token file (the token itself is never in the environment). Values are strings."""
     env = {k: str(v) for k, v in (hw.get("env") or {}).items()}
     env.update({k: str(v) for k, v in (serving_env or {}).items()})
     if rails:
@@ -43,6 +46,8 @@ def node_env(hw, rails, serving_env=None, ray_address=None):
     if ray_address:
         env["RAY_ADDRESS"] = ray_address
         env["VLLM_CONFIG_ROOT"] = VLLM_CONFIG_ROOT
+        if ray_auth:
+            env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=RAY_TOKEN_PATH)
     return env
 
 
@@ -197,7 +202,8 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
         "head_address": head,
         "gpus_per_node": hw["gpus_per_node"],
         "api": {"host": settings["api_host"], "port": settings["api_port"]},
-        "ray": {"address": ray_address, "port": settings["ray_port"]} if ray_address else None,
+        "ray": {"address": ray_address, "port": settings["ray_port"], "auth": settings["ray_auth"],
+                "token_dir": RAY_TOKEN_DIR} if ray_address else None,
         "head_only": head_only,
         "nodes": [{
             "name": n["name"],
@@ -205,7 +211,7 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
             "container": containers.get(n["name"], settings["engine_container"]),
             "address": node_address(n),
             "rails": [{k: r[k] for k in ("name", "netdev", "rdma_device", "address", "subnet", "mtu")} for r in n["rails"]],
-            "env": node_env(hw, n["rails"], recipe["serving"]["env"], ray_address),
+            "env": node_env(hw, n["rails"], recipe["serving"]["env"], ray_address, settings["ray_auth"]),
             "command": command(i, head_only),
         } for i, n in enumerate(nodes)],
         # what production runs when the plan serves head-only

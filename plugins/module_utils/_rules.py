@@ -16,6 +16,7 @@ import re
 import string
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import INT4, args_dict, parse_version, same_value
+from ansible_collections.sparkops.cluster.plugins.module_utils._secrets import is_secret
 
 GIB = 1024 ** 3
 MARLIN_MIN_THREAD_N = 64
@@ -218,6 +219,8 @@ OWNED_FLAGS = {"--tensor-parallel-size": "parallelism.tensor", "--pipeline-paral
 # environment variables the plan sets per node (PER_NODE_ENV are KF-20's)
 OWNED_ENV = {"RAY_ADDRESS": "the plan (engine.executor ray, sparkops_ray_port)",
              "VLLM_CONFIG_ROOT": "the plan (engine.executor ray)",
+             "RAY_AUTH_MODE": "sparkops_ray_auth", "RAY_AUTH_TOKEN_PATH": "sparkops_ray_auth",
+             "RAY_AUTH_TOKEN": "ray_cluster_auth_token (a file on every node, never the environment)",
              "CUDA_VISIBLE_DEVICES": "the engine container's GPU request (Ray and vLLM place the ranks)"}
 
 
@@ -414,7 +417,6 @@ def api_flags(ctx):
         yield env_option(ctx, "VLLM_API_KEY"), {}
 
 
-SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
 LOOPBACK = ("127.", "::1", "localhost")
 
 
@@ -428,7 +430,7 @@ def api_exposed_without_key(ctx):
 @rule("SEC-3")
 def secret_in_recipe(ctx):
     for key in sorted(ctx["recipe"]["serving"]["env"]):
-        if SECRET_NAME.search(key):
+        if is_secret(key):
             yield "serving.env.%s" % key, {}
 
 
@@ -666,6 +668,22 @@ def image_min_version(ctx):
     if check and found < parse_version(eng["min_version"]):
         yield "engine.image", dict(version=check["version"], min_version=eng["min_version"],
                                    architecture=ctx["recipe"]["model"]["architecture"])
+
+
+RAY_TOKEN_AUTH = (2, 52, 0, 0, 0)
+
+
+@rule("SEC-5", stage="facts")
+def ray_without_token_auth(ctx):
+    check = _engine_check(ctx)[0]
+    if not check or not ctx.get("ray_auth") or ctx["recipe"]["engine"]["executor"] != "ray":
+        return
+    try:
+        found = parse_version(check.get("ray_version") or "")
+    except ValueError:
+        found = None
+    if found is None or found < RAY_TOKEN_AUTH:
+        yield "engine.image", dict(image=ctx["recipe"]["engine"]["image"], ray=check.get("ray_version") or "no Ray")
 
 
 @rule("PLAN-8", stage="facts")

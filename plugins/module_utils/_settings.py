@@ -19,6 +19,8 @@ SETTINGS = {
     "sparkops_api_host": (str, "127.0.0.1", "Address the OpenAI-compatible API binds to on the head."),
     "sparkops_api_port": (int, 8000, "Port of the API on the head."),
     "sparkops_ray_port": (int, 6379, "Port of Ray's GCS on the head."),
+    "sparkops_ray_auth": (bool, True, "Ray's token authentication on every node (RAY_AUTH_MODE=token, Ray 2.52 or "
+                                      "later): without it anyone who reaches a node can join the cluster or run jobs."),
     "sparkops_engine_container": (str, "sparkops-engine", "Name of the engine container on each node (may be "
                                                           "templated per node)."),
     "sparkops_model_path": (str, "", "Directory of the weights on every node: synced from the head and served "

@@ -166,7 +166,7 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
             recipe, hw, env=env, env_doors=doors, base=base, overrides=overrides, hw_name=recipe["hardware"],
             api_host=settings["api_host"], api_key_set=api_key_set), accept))
     if stage == "dynamic":
-        ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "nodes": nodes,
+        ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "nodes": nodes, "ray_auth": settings["ray_auth"],
                "version": _recipe.parse_version(recipe["engine"]["version"]), "version_text": recipe["engine"]["version"]}
         found.add(_rules.run(table, "facts", ctx, accept))
     refusals, warnings, accepted = _unique(found.refusals), _unique(found.warnings), _unique(found.accepted)

@@ -71,12 +71,19 @@ def test_plan_of_qwen397b_on_four_sparks():
     settings = _settings.read({"sparkops_ray_port": "6380", "sparkops_model_path": "/srv/models/qwen"})
     plan = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(), settings, TABLE.log_patterns(),
                        {"spark-2": "engine-two"})
-    assert plan["head"] == "spark-0" and plan["ray"] == {"address": "192.168.100.10:6380", "port": 6380}
+    assert plan["head"] == "spark-0" and plan["ray"] == {"address": "192.168.100.10:6380", "port": 6380, "auth": True,
+                                                         "token_dir": "/run/sparkops/ray"}
     assert [n["rank"] for n in plan["nodes"]] == [0, 1, 2, 3]
     assert [n["container"] for n in plan["nodes"]] == ["sparkops-engine", "sparkops-engine", "engine-two", "sparkops-engine"]
     head, worker = plan["nodes"][0], plan["nodes"][3]
     assert head["command"][:3] == ["vllm", "serve", "/srv/models/qwen"] and worker["command"] is None
     assert worker["env"]["VLLM_HOST_IP"] == "192.168.100.13" and worker["env"]["RAY_ADDRESS"] == "192.168.100.10:6380"
+    # Ray's token authentication: the mode and the file, never the token itself
+    assert worker["env"]["RAY_AUTH_MODE"] == "token" and worker["env"]["RAY_AUTH_TOKEN_PATH"] == "/run/sparkops/ray/auth-token"
+    assert "RAY_AUTH_TOKEN" not in worker["env"]
+    off = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(), _settings.read({"sparkops_ray_auth": "false"}),
+                      [])
+    assert "RAY_AUTH_MODE" not in off["nodes"][1]["env"] and off["ray"]["auth"] is False
     assert head["rails"][1] == {"name": "rail2", "netdev": "enP2p1s0f1np1", "rdma_device": "roceP2p1s0f1",
                                 "address": "192.168.101.10", "subnet": "192.168.101.0/24", "mtu": 9000}
     assert plan["model_path"] == "/srv/models/qwen" and plan["settings"]["ray_port"] == 6380

@@ -324,3 +324,14 @@ def test_every_field_of_the_wrong_kind_is_named_or_judged_never_a_traceback(path
 def test_a_recipe_that_is_not_a_mapping_is_named(data):
     with pytest.raises(_recipe.RecipeError, match="expected a mapping"):
         _recipe.validate(data, source="bad.yml")
+
+
+def test_an_image_whose_ray_has_no_token_auth_is_refused():
+    r = recipe("qwen397b")
+
+    def judged(ray_version, auth=True):
+        check = {"version": "0.19.1", "ray_version": ray_version, "commands": []}
+        return [x["rule"] for x in _rules.run(TABLE, "facts", {"facts": {"a": {"engine_check": check}}, "recipe": r,
+                                                                "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": auth}).refusals]
+    assert judged("2.51.1") == ["SEC-5"] and judged(None) == ["SEC-5"]
+    assert judged("2.52.0") == [] and judged("2.60.0") == [] and judged("2.40.0", auth=False) == []

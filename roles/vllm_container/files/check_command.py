@@ -1,7 +1,8 @@
 """Run in a throw-away container of the engine image: print vLLM's version and whether its
 own `vllm serve` argument parser accepts each planned command (JSON in the environment
 variable SPARKOPS_COMMANDS: [{"node": NAME, "argv": [...]}]). One JSON line on stdout:
-{"version": "0.32.0", "commands": [{"node": NAME, "ok": true} | {..., "ok": false, "error": "..."}]}.
+{"version": "0.32.0", "ray_version": "2.60.0" or null,
+ "commands": [{"node": NAME, "ok": true} | {..., "ok": false, "error": "..."}]}.
 The parser is built the way the `vllm` CLI builds it (vllm/entrypoints/cli/main.py).
 """
 import contextlib
@@ -43,7 +44,12 @@ def main():
     import vllm
     parser, commands = parser_of_vllm()
     planned = json.loads(os.environ["SPARKOPS_COMMANDS"])
-    print(json.dumps({"version": vllm.__version__,
+    try:
+        import ray
+        ray_version = ray.__version__
+    except ImportError:
+        ray_version = None
+    print(json.dumps({"version": vllm.__version__, "ray_version": ray_version,
                       "commands": [dict(check(parser, commands, c["argv"]), node=c["node"]) for c in planned]}))
     return 0
 
