@@ -23,6 +23,11 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$")
 _MODEL_ID = (lambda v: bool(_HUB_ID.match(v) or _LOCAL_PATH.match(v) and "/../" not in v + "/"),
              "a Hugging Face id (org/name) or an absolute path of the weights")
+# [registry[:port]/]repo[:tag][@sha256:64 hex] (Docker's reference grammar, lower case repo)
+_IMAGE_REF = re.compile(r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+                        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+_IMAGE = (lambda v: bool(_IMAGE_REF.match(v)),
+          "an image reference, repo:tag or repo@sha256:<64 hex digits> (a digest pins the bytes)")
 _SERVED = (lambda v: bool(_NAME.match(v)), "a name of letters, digits and . _ - : / + (no spaces)")
 _SCHEMA = {
     "name": (str, True, None, "the recipe's file name"),
@@ -54,7 +59,7 @@ _SCHEMA = {
     "parallelism.pipeline": (int, True, _POSITIVE, "pipeline parallel size"),
     "parallelism.expert_parallel": (bool, True, None, "true or false"),
     "engine": (dict, True, None, "a mapping: the engine image and its vLLM"),
-    "engine.image": (str, True, None, "the engine container image"),
+    "engine.image": (str, True, _IMAGE, None),
     "engine.version": (str, True, None, "the vLLM version the image carries, e.g. 0.19.1"),
     "engine.min_version": (str, True, None, "the oldest vLLM that runs this architecture"),
     "engine.executor": (str, True, (lambda v: v in EXECUTORS, "ray or mp"), None),

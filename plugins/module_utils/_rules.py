@@ -686,6 +686,24 @@ def ray_without_token_auth(ctx):
         yield "engine.image", dict(image=ctx["recipe"]["engine"]["image"], ray=check.get("ray_version") or "no Ray")
 
 
+@rule("SEC-6", stage="facts")
+def image_by_tag(ctx):
+    """A tag can be moved to other bytes; the row names what the head has under it now."""
+    image = ctx["recipe"]["engine"]["image"]
+    check = _engine_check(ctx)[0]
+    if "@sha256:" in image or not check:
+        return
+    digests = [d for d in check.get("repo_digests") or [] if isinstance(d, str) and "@sha256:" in d]
+    if digests:
+        yield "engine.image", dict(image=image, found=digests[0], pinned=digests[0])
+        return
+    last = image.rsplit("/", 1)[-1]
+    repo = image[:len(image) - len(last)] + last.split(":", 1)[0]
+    yield "engine.image", dict(image=image, found="image ID %s, with no registry digest (built or loaded on the node)"
+                               % (check.get("image_id") or "unknown"),
+                               pinned="%s@sha256:<digest>, once it is pushed to a registry you control" % repo)
+
+
 @rule("PLAN-8", stage="facts")
 def engine_parser(ctx):
     check = _engine_check(ctx)[0]

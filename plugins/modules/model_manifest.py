@@ -106,8 +106,8 @@ def main():
         if p["required"]:
             module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "
                                  "(e.g. hf download MODEL --local-dir %s) or fix the path" % (p["path"], p["path"]))
-        module.exit_json(changed=False, exists=False, realpath=real, manifest={"root": p["path"], "files": {}, "dangling": [],
-                                                                "skipped": [], "total_bytes": 0, "count": 0})
+        empty = {"root": p["path"], "files": {}, "dangling": [], "skipped": [], "total_bytes": 0, "count": 0}
+        module.exit_json(changed=False, exists=False, realpath=real, manifest=empty)
     try:
         result = _sync.manifest(p["path"], checksum=p["checksum"])
     except OSError as exc:

@@ -331,7 +331,40 @@ def test_an_image_whose_ray_has_no_token_auth_is_refused():
 
     def judged(ray_version, auth=True):
         check = {"version": "0.19.1", "ray_version": ray_version, "commands": []}
-        return [x["rule"] for x in _rules.run(TABLE, "facts", {"facts": {"a": {"engine_check": check}}, "recipe": r,
-                                                                "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": auth}).refusals]
+        ctx = {"facts": {"a": {"engine_check": check}}, "recipe": r, "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": auth}
+        return [x["rule"] for x in _rules.run(TABLE, "facts", ctx).refusals]
     assert judged("2.51.1") == ["SEC-5"] and judged(None) == ["SEC-5"]
     assert judged("2.52.0") == [] and judged("2.60.0") == [] and judged("2.40.0", auth=False) == []
+
+
+def _facts_judged(rec, check):
+    ctx = {"facts": {"a": {"engine_check": check}}, "recipe": rec, "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": True}
+    return _rules.run(TABLE, "facts", ctx)
+
+
+def test_an_image_named_by_a_tag_is_warned_with_the_digest_the_head_has():
+    r = recipe("qwen397b")
+    check = {"version": r["engine"]["version"], "ray_version": "2.60.0", "commands": [],
+             "image_id": "sha256:" + "1" * 64, "repo_digests": [r["engine"]["image"].split(":")[0] + "@sha256:" + "2" * 64]}
+    warned = [w for w in _facts_judged(r, check).warnings if w["rule"] == "SEC-6"]
+    assert len(warned) == 1 and "@sha256:" + "2" * 64 in warned[0]["fix"] and r["engine"]["image"] in warned[0]["reason"]
+    local = dict(check, repo_digests=[])
+    warned = [w for w in _facts_judged(r, local).warnings if w["rule"] == "SEC-6"]
+    assert "image ID sha256:" + "1" * 64 in warned[0]["reason"] and "registry you control" in warned[0]["fix"]
+    pinned = dict(r, engine=dict(r["engine"], image=r["engine"]["image"].split(":")[0] + "@sha256:" + "2" * 64))
+    assert "SEC-6" not in [w["rule"] for w in _facts_judged(pinned, check).warnings]
+
+
+@pytest.mark.parametrize("image, ok", [
+    ("vllm/vllm-openai:v0.19.1", True), ("nvcr.io/nvidia/vllm:25.11-py3", True),
+    ("localhost:5000/team/engine@sha256:" + "a" * 64, True), ("vllm/vllm-openai:v0.19.1@sha256:" + "0" * 64, True),
+    ("vllm/vllm-openai@sha256:abc", False), ("Vllm/Engine:latest", False), ("vllm openai", False),
+])
+def test_an_engine_image_is_a_reference_docker_accepts(image, ok):
+    r = recipe("qwen397b")
+    data = dict(r, engine=dict(r["engine"], image=image))
+    if ok:
+        _recipe.validate(data)
+    else:
+        with pytest.raises(_recipe.RecipeError, match="engine.image must be an image reference"):
+            _recipe.validate(data)
