@@ -11,6 +11,7 @@ stage images build_images || { summary; exit 1; }
 run yamllint yamllint -s .
 run ansible-lint ansible-lint --profile production --offline
 run sanity "$REPO/tests/sanity/run.sh"
+run "newest ansible" "$REPO/tests/newest/run.sh"
 run pytest python -m pytest -q tests/unit tests/integration
 for scenario in $(ls molecule); do
   [ -f "molecule/$scenario/molecule.yml" ] || continue
