@@ -67,7 +67,7 @@ cat > site.yml <<'EOF'
 EOF
 
 echo "--- every playbook by its FQCN"
-for playbook in deploy deploy_qwen397b setup_hosts validate_fabric benchmark teardown; do
+for playbook in deploy deploy_qwen397b setup_hosts validate_fabric benchmark status teardown; do
   ansible-playbook -i inventory "sparkops.cluster.$playbook" --syntax-check >/dev/null
   echo "sparkops.cluster.$playbook: syntax ok"
 done
