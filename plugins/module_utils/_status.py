@@ -135,12 +135,12 @@ def node_status(name, rails, raw, now):
         state = _dict(container.get("State"))
         row["engine"] = str(state.get("Status") or "unknown")
         started = _parse_docker_time(state.get("StartedAt"))
-        if state.get("Running") and started is not None:
+        if state.get("Running") and started is not None and now is not None:
             row["engine_uptime_s"] = int((now - started).total_seconds())
         if not state.get("Running"):
+            container_name = str(container.get("Name") or "").lstrip("/") or "the engine container"
             problems.append("%s: its engine container is %s (exit code %s): read `docker logs --tail 50 %s`, then "
-                            "deploy again" % (name, row["engine"], state.get("ExitCode"), container.get("Name", "").lstrip("/")
-                                                                            or "the engine container"))
+                            "deploy again" % (name, row["engine"], state.get("ExitCode"), container_name))
     return row, problems
 
 
@@ -292,7 +292,7 @@ def report(plan, nodes_raw, ray_raw, serving_raw, now=None):
     if serving["up"]:
         lines.append("vLLM: up, serving %s; %s; %s" % (
             serving["model"] or "nothing",
-            "completion: %.2f s, first token after %s ms, %s tok/s" % (
+            "completion: %s s, first token after %s ms, %s tok/s" % (
                 serving["completion_s"], serving["ttft_ms"], serving["completion_tok_s"])
             if serving["completion_s"] is not None else "completion: failed",
             "users' generation: %s tok/s over %s s" % (serving["tokens_per_s"], serving["window_s"])

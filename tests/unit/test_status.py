@@ -58,7 +58,7 @@ def test_a_healthy_node_is_one_row_without_problems():
 
 def test_a_rail_without_its_address_is_named():
     """The captured facts of a port up at MTU 1500 with no IPv4 yet."""
-    _, problems = _status.node_status("spark-delta", RAIL1, raw(), datetime.datetime.now(UTC))
+    _row, problems = _status.node_status("spark-delta", RAIL1, raw(), datetime.datetime.now(UTC))
     assert problems == [
         "spark-delta: rail rail1 (enp1s0f1np1) has MTU 1500, not 9000: apply the netplan role (setup_hosts.yml) on "
         "this node",
@@ -95,7 +95,7 @@ def test_an_unreachable_node_is_a_row_not_an_error():
 def test_an_unreachable_node_is_named_with_the_first_sentence_of_the_error():
     gone = {"unreachable": True, "msg": "Task failed: Failed to create temporary directory. In some cases, you may "
                                         "have been able to authenticate and did not have permissions"}
-    _, problems = _status.node_status("spark-delta", RAIL2, {"net": gone, "gpu": {"skipped": True}}, None)
+    _row, problems = _status.node_status("spark-delta", RAIL2, {"net": gone, "gpu": {"skipped": True}}, None)
     assert problems == ["spark-delta is unreachable (Task failed: Failed to create temporary directory): check that "
                         "it is up and that ssh reaches it (ansible -m ping spark-delta)"]
 
@@ -182,7 +182,7 @@ def test_serving_up_with_a_completion_and_a_rate():
     ({}, None),
 ])
 def test_serving_problems_are_named(changes, words):
-    _, problems = _status.serving_status(PLAN, serving(**changes))
+    _state, problems = _status.serving_status(PLAN, serving(**changes))
     assert (problems == []) if words is None else (len(problems) == 1 and problems[0].startswith(words)), problems
 
 
