@@ -32,6 +32,8 @@ SETTINGS = {
                                                    "many GiB of cache."),
     "sparkops_teardown_reboot": (bool, False, "Teardown reboots the nodes whose memory stays held by no process."),
     "sparkops_teardown_memory_wait": (int, 120, "Seconds teardown waits for a stopped engine's memory to come back."),
+    "sparkops_persistent": (bool, False, "systemd units on every node start the engine containers and vllm serve "
+                                         "after a boot, in the deploy's order; false removes them."),
     "sparkops_accept": (dict, {}, "Rows of recipes/known_failures.yml you accept for this plan, each with your reason "
                                   "({KF-31: 'tested with our image'}); their findings no longer stop the deploy and "
                                   "the plan records them."),

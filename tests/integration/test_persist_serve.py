@@ -1,0 +1,129 @@
+"""Persistent mode's serve program (roles/vllm_container/templates/vllm-serve.j2), rendered by
+Ansible with the role's own shell programs (vars/main.yml) and run as its unit runs it: on a
+node (a container of the simulated node image) against an engine container that shares the
+node's network, through the build machine's real Docker engine. What it starts is a stand-in
+for vllm serve (Python's http.server answering /health), since the point is the program:
+the stamp, the PID, the environment file, the second start that changes nothing, the wait
+for the API and its bound, the stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
+ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
+PORT = 18631
+STATE = "/var/log/sparkops"
+
+
+def sh(*argv, check=True, timeout=120):
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and done.returncode:
+        raise AssertionError("%s: rc %d\n%s%s" % (" ".join(argv), done.returncode, done.stdout, done.stderr))
+    return done
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A node container (the simulated node image, the host's Docker socket) and an engine
+    container in its network namespace, removed afterwards."""
+    name = "sparkops-test-%s" % uuid.uuid4().hex[:8]
+    node, engine = name + "-node", name + "-engine"
+    try:
+        sh("docker", "run", "-d", "--name", node, "-v", "/var/run/docker.sock:/var/run/docker.sock",
+           "--entrypoint", "sleep", NODE_IMAGE, "infinity")
+        sh("docker", "run", "-d", "--name", engine, "--network", "container:" + node, "--entrypoint", "sleep",
+           ENGINE_IMAGE, "infinity")
+        yield node, engine
+    finally:
+        sh("docker", "rm", "-f", node, engine, check=False)
+
+
+def render(tmp_path, engine, rank, command, load_timeout=60):
+    """vllm-serve.j2 rendered by ansible-playbook as the role renders it."""
+    stamp = json.dumps({"argv": command, "env": {"SPARKOPS_PROBE": "yes"}, "api_key_sha256": ""})
+    play = [{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars_files": [str(REPO / "roles" / "vllm_container" / "vars" / "main.yml")],
+        "vars": {"vllm_container_engine_container": engine, "vllm_container_state_dir": STATE,
+                 "vllm_container_load_timeout": load_timeout, "vllm_container_stop_timeout": 10,
+                 "vllm_container_engine_unit": "sparkops-engine.service",
+                 "__vllm_container_stamp": stamp, "__vllm_container_command": command,
+                 "__vllm_container_rank": rank, "__vllm_container_url": "http://127.0.0.1:%d" % PORT,
+                 "ansible_python_interpreter": sys.executable},
+        "tasks": [{"name": "Render", "ansible.builtin.template": {
+            "src": str(REPO / "roles" / "vllm_container" / "templates" / "vllm-serve.j2"),
+            "dest": str(tmp_path / "vllm-serve"), "mode": "0700"}}],
+    }]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               PATH="%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]))
+    done = subprocess.run(["ansible-playbook", "-i", "localhost,", str(tmp_path / "play.yml")], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    script = (tmp_path / "vllm-serve").read_text()
+    sh("sh", "-n", str(tmp_path / "vllm-serve"))
+    return script, stamp
+
+
+def on_node(node, script, *args, timeout=120):
+    """The program run on the node as its unit runs it, with its environment file."""
+    sh("docker", "exec", node, "sh", "-c", "mkdir -p /etc/sparkops /usr/local/libexec/sparkops && "
+       "printf 'SPARKOPS_PROBE=yes\\n' > /etc/sparkops/vllm-serve.env")
+    subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "cat > /usr/local/libexec/sparkops/vllm-serve"],
+                   input=script, text=True, check=True, timeout=30)
+    return sh("docker", "exec", node, "sh", "/usr/local/libexec/sparkops/vllm-serve", *args, check=False,
+              timeout=timeout)
+
+
+def test_a_worker_starts_once_then_finds_it_running_then_stops(tmp_path, cluster):
+    node, engine = cluster
+    script, stamp = render(tmp_path, engine, 1, ["sleep", "300"])
+    first = on_node(node, script, "start")
+    assert first.returncode == 0 and "vllm serve started in %s" % engine in first.stdout, first
+    pid = sh("docker", "exec", engine, "cat", STATE + "/vllm.pid").stdout.strip()
+    assert sh("docker", "exec", engine, "cat", STATE + "/vllm.stamp").stdout == stamp
+    assert sh("docker", "exec", engine, "cat", "/proc/%s/cmdline" % pid).stdout.split("\0")[:2] == ["sleep", "300"]
+    # the environment file reached the process
+    assert "SPARKOPS_PROBE=yes" in sh("docker", "exec", engine, "cat", "/proc/%s/environ" % pid).stdout.split("\0")
+    again = on_node(node, script, "start")
+    assert again.returncode == 0 and "already runs as planned" in again.stdout, again
+    assert sh("docker", "exec", engine, "cat", STATE + "/vllm.pid").stdout.strip() == pid
+    stop = on_node(node, script, "stop")
+    assert stop.returncode == 0 and "stopped in" in stop.stdout, stop
+    assert sh("docker", "exec", engine, "test", "-e", "/proc/" + pid, check=False).returncode != 0
+
+
+def test_another_command_restarts_and_the_head_waits_for_its_api(tmp_path, cluster):
+    node, engine = cluster
+    serve = ["sh", "-c", "cd /tmp && sleep 3 && touch health && exec python3 -m http.server %d --bind 127.0.0.1" % PORT]
+    script = render(tmp_path, engine, 0, serve)[0]
+    done = on_node(node, script, "start")
+    assert done.returncode == 0, done
+    assert "vllm serve started" in done.stdout and "the API answers at http://127.0.0.1:%d/health" % PORT in done.stdout
+    on_node(node, script, "stop")
+
+
+def test_an_api_that_never_answers_fails_within_its_bound(tmp_path, cluster):
+    node, engine = cluster
+    script = render(tmp_path, engine, 0, ["sleep", "300"], load_timeout=6)[0]
+    done = on_node(node, script, "start", timeout=60)
+    assert done.returncode == 1
+    assert "the API does not answer at http://127.0.0.1:%d/health after 6 s" % PORT in done.stdout, done
+    on_node(node, script, "stop")
+
+
+def test_a_stopped_engine_is_named(tmp_path, cluster):
+    node, engine = cluster
+    script = render(tmp_path, engine + "-absent", 1, ["sleep", "300"])[0]
+    done = on_node(node, script, "start")
+    assert done.returncode == 1
+    assert "cannot read the state of vllm serve in %s-absent: is the engine container running?" % engine in done.stdout
