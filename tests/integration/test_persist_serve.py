@@ -102,6 +102,25 @@ def test_a_worker_starts_once_then_finds_it_running_then_stops(tmp_path, cluster
     assert sh("docker", "exec", engine, "test", "-e", "/proc/" + pid, check=False).returncode != 0
 
 
+def test_a_recorded_pid_that_another_process_took_is_not_vllm_serve(tmp_path, cluster):
+    """After the engine container restarts, the PID in vllm.pid can be any process's (here
+    the container's PID 1): neither a start nor a stop may take it for vllm serve."""
+    node, engine = cluster
+    script, stamp = render(tmp_path, engine, 1, ["sleep", "301"])
+    sh("docker", "exec", engine, "sh", "-c", "mkdir -p %s && echo 1 > %s/vllm.pid && echo 7 > %s/vllm.start" % (
+        STATE, STATE, STATE))
+    subprocess.run(["docker", "exec", "-i", engine, "sh", "-c", "cat > %s/vllm.stamp" % STATE], input=stamp,
+                   text=True, check=True, timeout=30)
+    stop = on_node(node, script, "stop")
+    assert stop.returncode == 0 and "not running" in stop.stdout, stop
+    assert sh("docker", "inspect", "-f", "{{.State.Running}}", engine).stdout.strip() == "true"
+    start = on_node(node, script, "start")
+    assert start.returncode == 0 and "vllm serve started" in start.stdout, start
+    pid = sh("docker", "exec", engine, "cat", STATE + "/vllm.pid").stdout.strip()
+    assert pid != "1" and sh("docker", "exec", engine, "cat", "/proc/%s/cmdline" % pid).stdout.startswith("sleep\x00301")
+    on_node(node, script, "stop")
+
+
 def test_another_command_restarts_and_the_head_waits_for_its_api(tmp_path, cluster):
     node, engine = cluster
     serve = ["sh", "-c", "cd /tmp && sleep 3 && touch health && exec python3 -m http.server %d --bind 127.0.0.1" % PORT]
