@@ -20,6 +20,17 @@ GIB = 1024 ** 3
 VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json from here
 RAY_TOKEN_DIR = "/run/sparkops/ray"  # the token file's directory in the engine container (read only)
 RAY_TOKEN_PATH = RAY_TOKEN_DIR + "/auth-token"
+PREVIOUS_TAG = "sparkops-previous"  # the engine image a roll replaced, kept on every node
+
+
+def previous_image(image):
+    """The name under which every node keeps the engine image a deploy moved away from:
+    the image's repository (registry and port kept, tag or digest dropped) tagged
+    sparkops-previous."""
+    repo = image.split("@", 1)[0]
+    head, _sep, last = repo.rpartition("/")
+    last = last.split(":", 1)[0]
+    return "%s%s:%s" % (head + "/" if head else "", last, PREVIOUS_TAG)
 
 
 def user_env(hw, serving_env=None, role_env=None):
@@ -194,7 +205,11 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
         "served_model_name": recipe["serving"]["served_model_name"],
         "hardware": recipe["hardware"],
         "executor": executor,
-        "image": recipe["engine"]["image"],
+        # a rollback serves the image the last roll replaced (sparkops_engine_rollback)
+        "image": previous_image(recipe["engine"]["image"]) if settings["engine_rollback"] else recipe["engine"]["image"],
+        "image_previous": previous_image(recipe["engine"]["image"]),
+        "keep_previous": settings["engine_keep_previous"],
+        "rollback": settings["engine_rollback"],
         "memory_per_gpu": memory_budget(recipe, hw),
         "expected_decode_tok_s": (recipe.get("expected") or {}).get("decode_tok_s"),
         "decode_bound": _bench.decode_bound(recipe, hw, 1 if head_only else recipe["parallelism"]["tensor"]),

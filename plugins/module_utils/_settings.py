@@ -34,6 +34,10 @@ SETTINGS = {
     "sparkops_teardown_memory_wait": (int, 120, "Seconds teardown waits for a stopped engine's memory to come back."),
     "sparkops_persistent": (bool, False, "systemd units on every node start the engine containers and vllm serve "
                                          "after a boot, in the deploy's order; false removes them."),
+    "sparkops_engine_keep_previous": (bool, True, "Before the engine moves to another image, every node keeps the one "
+                                                  "it ran as REPOSITORY:sparkops-previous (the rollback image)."),
+    "sparkops_engine_rollback": (bool, False, "Serve the rollback image (REPOSITORY:sparkops-previous) instead of the "
+                                              "recipe's engine.image."),
     "sparkops_accept": (dict, {}, "Rows of recipes/known_failures.yml you accept for this plan, each with your reason "
                                   "({KF-31: 'tested with our image'}); their findings no longer stop the deploy and "
                                   "the plan records them."),

@@ -119,3 +119,24 @@ def test_settings_defaults_and_text_numbers():
     s = _settings.read({"sparkops_api_port": "8001", "sparkops_teardown_reboot": "yes"})
     assert s["api_port"] == 8001 and s["teardown_reboot"] is True and s["api_host"] == "127.0.0.1"
     assert s["reclaim_min_cached_gb"] == 4.0 and s["recipes_dir"] is None
+
+
+@pytest.mark.parametrize("image, previous", [
+    ("vllm/vllm-openai:v0.17.1", "vllm/vllm-openai:sparkops-previous"),
+    ("nvcr.io/nvidia/vllm:25.09-py3", "nvcr.io/nvidia/vllm:sparkops-previous"),
+    ("localhost:5000/team/vllm", "localhost:5000/team/vllm:sparkops-previous"),
+    ("localhost:5000/team/vllm:rc1", "localhost:5000/team/vllm:sparkops-previous"),
+    ("vllm/vllm-openai@sha256:" + "a" * 64, "vllm/vllm-openai:sparkops-previous"),
+    ("registry:5000/vllm:0.18@sha256:" + "b" * 64, "registry:5000/vllm:sparkops-previous"),
+    ("engine", "engine:sparkops-previous"),
+])
+def test_the_rollback_image_keeps_the_repository(image, previous):
+    assert _plan.previous_image(image) == previous
+
+
+def test_a_rollback_serves_the_previous_image():
+    plan = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(), _settings.read({}), [])
+    assert plan["image"] == recipe("qwen397b")["engine"]["image"] and not plan["rollback"] and plan["keep_previous"]
+    back = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(),
+                       _settings.read({"sparkops_engine_rollback": "true"}), [])
+    assert back["image"] == back["image_previous"] == _plan.previous_image(plan["image"]) and back["rollback"]
