@@ -10,8 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 8 * 1024 * 1024
+# files hashed at once by default: one per CPU this process may run on, at most this many
+# (SHA-256 of one file runs on one core, about 0.9 GB/s; an NVMe reads several GB/s)
+MAX_JOBS = 16
+
+
+def default_jobs():
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, cpus))
 
 
 def sha256(path):
@@ -25,15 +37,18 @@ def sha256(path):
     return h.hexdigest()
 
 
-def manifest(root, checksum=True):
+def manifest(root, checksum=True, jobs=None):
     """Every file under root, symlinks followed, as {relpath: {size, sha256, link}}.
+
+    The checksums are computed `jobs` files at a time (threads: hashlib releases the GIL
+    while it hashes), the largest files first; default_jobs() when None.
 
     link is the symlink target when the path (or a directory above it) is a link: a
     copy that keeps such links gives the receiving node links into a cache it does not
     have (spark-vllm-docker PR #408). Dangling links are listed apart.
     """
     root = os.path.abspath(root)
-    files, dangling, skipped = {}, [], []
+    files, dangling, skipped, paths = {}, [], [], {}
     seen_dirs = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         # a directory reached again (a symlink loop, or two links to one directory) is
@@ -58,9 +73,14 @@ def manifest(root, checksum=True):
                 skipped.append({"path": rel, "kind": _kind(st.st_mode)})
                 continue
             real = os.path.realpath(path)
-            entry = {"size": st.st_size, "sha256": sha256(path) if checksum else None,
-                     "link": real if real != os.path.join(os.path.realpath(root), rel) else None}
-            files[rel] = entry
+            files[rel] = {"size": st.st_size, "sha256": None,
+                          "link": real if real != os.path.join(os.path.realpath(root), rel) else None}
+            paths[rel] = path
+    if checksum and files:
+        order = sorted(files, key=lambda r: (-files[r]["size"], r))
+        with ThreadPoolExecutor(max_workers=min(jobs or default_jobs(), len(order))) as pool:
+            for rel, digest in zip(order, pool.map(sha256, [paths[r] for r in order])):
+                files[rel]["sha256"] = digest
     return {"root": root, "files": files, "dangling": dangling, "skipped": skipped,
             "total_bytes": sum(f["size"] for f in files.values()), "count": len(files)}
 

@@ -30,9 +30,16 @@ options:
     type: path
     required: true
   checksum:
-    description: Compute SHA-256 of every file (reads all the weights, about 1 GB/s); sizes only when false.
+    description: Compute SHA-256 of every file (reads all the weights, O(jobs) files at once); sizes only when false.
     type: bool
     default: true
+  jobs:
+    description:
+      - Files checksummed at once (threads), the largest first. V(0) is one per CPU this node gives the module, at most
+        16. One file's SHA-256 runs on one core (0.9 GB/s measured on a 16-CPU x86 host, where 16 at once reached
+        9.6 GB/s), while an NVMe reads several GB/s.
+    type: int
+    default: 0
   required:
     description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
     type: bool
@@ -90,12 +97,15 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             checksum=dict(type="bool", default=True),
+            jobs=dict(type="int", default=0),
             required=dict(type="bool", default=True),
             roots=dict(type="list", elements="path"),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    if p["jobs"] < 0:
+        module.fail_json(msg="jobs must be 0 (one per CPU) or more, got %d" % p["jobs"])
     real = os.path.realpath(p["path"])
     if p["roots"] is not None:
         try:
@@ -109,7 +119,7 @@ def main():
         empty = {"root": p["path"], "files": {}, "dangling": [], "skipped": [], "total_bytes": 0, "count": 0}
         module.exit_json(changed=False, exists=False, realpath=real, manifest=empty)
     try:
-        result = _sync.manifest(p["path"], checksum=p["checksum"])
+        result = _sync.manifest(p["path"], checksum=p["checksum"], jobs=p["jobs"] or None)
     except OSError as exc:
         module.fail_json(msg="cannot read %s: %s" % (p["path"], exc))
     module.exit_json(changed=False, exists=True, realpath=real, manifest=result)

@@ -125,3 +125,57 @@ def test_the_manifest_module_refuses_before_reading(run_module, tmp_path):
     (tmp_path / "m" / "config.json").write_text("{}")
     failed, r = run_module(model_manifest, {"path": str(tmp_path / "m"), "roots": [str(tmp_path)]})
     assert not failed and r["realpath"] == str((tmp_path / "m").resolve()) and r["manifest"]["count"] == 1
+
+
+def shards(root, sizes):
+    """safetensors-like shards of the given sizes (bytes), random contents."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, size in enumerate(sizes):
+        (root / ("model-%05d-of-%05d.safetensors" % (i + 1, len(sizes)))).write_bytes(os.urandom(size))
+    return root
+
+
+def test_checksums_in_parallel_equal_checksums_one_by_one(tmp_path):
+    model = shards(tmp_path / "m", [1 << 20, 3 << 20, 17, 0, 2 << 20, 5 << 20])
+    one = _sync.manifest(str(model), jobs=1)
+    many = _sync.manifest(str(model), jobs=4)
+    assert one == many and one["count"] == 6
+    for rel, entry in many["files"].items():
+        assert entry["sha256"] == hashlib.sha256((model / rel).read_bytes()).hexdigest(), rel
+
+
+def test_jobs_files_are_hashed_at_once(tmp_path, monkeypatch):
+    """Four jobs and four files: the four checksums must be running together to pass the
+    barrier (a pool that hashed one at a time would leave it broken after its timeout)."""
+    import threading
+    barrier = threading.Barrier(4, timeout=30)
+    real = _sync.sha256
+
+    def together(path):
+        barrier.wait()
+        return real(path)
+
+    monkeypatch.setattr(_sync, "sha256", together)
+    model = shards(tmp_path / "m", [1 << 10] * 4)
+    assert all(f["sha256"] for f in _sync.manifest(str(model), jobs=4)["files"].values())
+
+
+def test_the_largest_files_are_hashed_first(tmp_path, monkeypatch):
+    order = []
+    real = _sync.sha256
+    monkeypatch.setattr(_sync, "sha256", lambda path: order.append(os.path.getsize(path)) or real(path))
+    _sync.manifest(str(shards(tmp_path / "m", [10, 5000, 300, 70000])), jobs=1)
+    assert order == [70000, 5000, 300, 10]
+
+
+def test_default_jobs_one_per_cpu_at_most_sixteen(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(20)), raising=False)
+    assert _sync.default_jobs() == 16
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert _sync.default_jobs() == 2
+
+
+def test_model_manifest_refuses_negative_jobs(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import model_manifest
+    failed, r = run_module(model_manifest, {"path": str(tmp_path), "jobs": -1})
+    assert failed and r["msg"] == "jobs must be 0 (one per CPU) or more, got -1"
