@@ -8,14 +8,22 @@ comparison of each node's manifest with the head's. Pure Python (os and hashlib)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 8 * 1024 * 1024
 # files hashed at once by default: one per CPU this process may run on, at most this many
 # (SHA-256 of one file runs on one core, about 0.9 GB/s; an NVMe reads several GB/s)
 MAX_JOBS = 16
+# format of the manifest cache files (save_cache)
+CACHE_VERSION = 1
+# a file changed this recently (ctime) is not cached: a write in the same tick of the
+# file system's clock as the key was taken would leave the key unchanged (git's "racy" entries)
+RACY_NS = 2 * 10**9
 
 
 def default_jobs():
@@ -37,18 +45,74 @@ def sha256(path):
     return h.hexdigest()
 
 
-def manifest(root, checksum=True, jobs=None):
+def cache_key(st):
+    """What must not have changed for a file's cached checksum to stand: its device, inode,
+    size, mtime and ctime (in ns). A write changes the ctime, which no user can set back."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def cache_file(cache_dir, root):
+    """The cache file of one model directory (by its resolved path) in cache_dir."""
+    real = os.path.realpath(root)
+    return os.path.join(cache_dir, hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json")
+
+
+def load_cache(path):
+    """The entries of a manifest cache file, {realpath: key + [sha256]}, and a warning:
+    a missing file is an empty cache; one that cannot be read or parsed is ignored, named
+    in the warning (every file is then hashed again)."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as exc:
+        return {}, "manifest cache %s ignored (%s): every file is hashed again" % (path, exc)
+    entries = data.get("entries") if isinstance(data, dict) and data.get("version") == CACHE_VERSION else None
+    if not isinstance(entries, dict):
+        return {}, "manifest cache %s ignored (not a version %d cache): every file is hashed again" % (path, CACHE_VERSION)
+    good = {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 6 and isinstance(v[5], str)}
+    return good, None
+
+
+def save_cache(path, entries):
+    """Write the entries atomically (a temporary file renamed over it), root only."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"version": CACHE_VERSION, "entries": entries}, fh, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
     """Every file under root, symlinks followed, as {relpath: {size, sha256, link}}.
 
     The checksums are computed `jobs` files at a time (threads: hashlib releases the GIL
     while it hashes), the largest files first; default_jobs() when None.
+
+    cache: None, or the entries of load_cache(). A file whose cache_key() is the one its
+    entry holds takes the cached checksum instead of being read. The result then holds
+    "cache", the entries of this manifest's files (keys taken before each file is read, so a
+    file written during its read is hashed again next time), for save_cache().
+    "cached" counts the files taken from the cache, "hashed_bytes" the bytes read. A file
+    whose ctime is less than racy_ns before the walk began is hashed but left out of the
+    cache (its key may not show a write in the same clock tick).
 
     link is the symlink target when the path (or a directory above it) is a link: a
     copy that keeps such links gives the receiving node links into a cache it does not
     have (spark-vllm-docker PR #408). Dangling links are listed apart.
     """
     root = os.path.abspath(root)
-    files, dangling, skipped, paths = {}, [], [], {}
+    began = time.time_ns()
+    files, dangling, skipped, paths, keys = {}, [], [], {}, {}
     seen_dirs = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         # a directory reached again (a symlink loop, or two links to one directory) is
@@ -76,13 +140,32 @@ def manifest(root, checksum=True, jobs=None):
             files[rel] = {"size": st.st_size, "sha256": None,
                           "link": real if real != os.path.join(os.path.realpath(root), rel) else None}
             paths[rel] = path
-    if checksum and files:
-        order = sorted(files, key=lambda r: (-files[r]["size"], r))
+            keys[rel] = (real, cache_key(st))
+    result = {"root": root, "files": files, "dangling": dangling, "skipped": skipped,
+              "total_bytes": sum(f["size"] for f in files.values()), "count": len(files),
+              "cached": 0, "hashed_bytes": 0}
+    if not checksum:
+        return result
+    entries = {}
+    for rel in files:
+        real, key = keys[rel]
+        hit = (cache or {}).get(real)
+        if hit is not None and hit[:5] == key:
+            files[rel]["sha256"] = hit[5]
+            result["cached"] += 1
+    order = sorted((r for r in files if files[r]["sha256"] is None), key=lambda r: (-files[r]["size"], r))
+    if order:
         with ThreadPoolExecutor(max_workers=min(jobs or default_jobs(), len(order))) as pool:
             for rel, digest in zip(order, pool.map(sha256, [paths[r] for r in order])):
                 files[rel]["sha256"] = digest
-    return {"root": root, "files": files, "dangling": dangling, "skipped": skipped,
-            "total_bytes": sum(f["size"] for f in files.values()), "count": len(files)}
+        result["hashed_bytes"] = sum(files[r]["size"] for r in order)
+    if cache is not None:
+        for rel in files:
+            real, key = keys[rel]
+            if key[4] < began - racy_ns:
+                entries[real] = key + [files[rel]["sha256"]]
+        result["cache"] = entries
+    return result
 
 
 def safe_model_path(path, roots, ismount=os.path.ismount):

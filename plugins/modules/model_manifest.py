@@ -18,12 +18,22 @@ description:
   - Only regular files are read. A named pipe, a socket or a device file is listed under
     C(skipped) and never opened (a pipe would block the read forever), and a directory
     reached again through a symlink loop is walked once.
-  - Reads only.
+  - With O(cache_dir), a file's checksum is taken from the previous run's when its device, inode, size, mtime and
+    ctime are all unchanged (a write changes the ctime, which no user can set back), so an unchanged directory of
+    hundreds of GB is not read again on every deploy. O(rehash=true) reads every file whatever the cache says.
+  - Reads only the model directory; writes only its cache file under O(cache_dir), and not in check mode.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
 extends_documentation_fragment:
   - sparkops.cluster.attributes
-  - sparkops.cluster.attributes.READ_ONLY
+attributes:
+  check_mode:
+    support: full
+    details: Runs in full in check mode (it changes nothing on the node), without writing the cache.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
 options:
   path:
     description: The model directory (what vLLM loads), the same path on every node.
@@ -40,6 +50,15 @@ options:
         9.6 GB/s), while an NVMe reads several GB/s.
     type: int
     default: 0
+  cache_dir:
+    description:
+      - Directory of the manifest cache (root only, created C(0700)); one file per model directory, named by a hash
+        of its resolved path. Unset or empty, there is no cache. An unreadable cache file is ignored with a warning.
+    type: path
+  rehash:
+    description: Read every file again even when the cache holds its checksum (the cache is then rewritten).
+    type: bool
+    default: false
   required:
     description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
     type: bool
@@ -72,7 +91,7 @@ manifest:
   description: >-
     root, files ({relpath - size, sha256, link}), dangling ([{path, target}]), skipped ([{path, kind}]: named pipes,
     sockets, devices and directories reached twice through a symlink loop, neither read nor listed as weights),
-    total_bytes, count.
+    total_bytes, count, cached (files whose checksum came from the cache), hashed_bytes (bytes read to hash).
   returned: always
   type: dict
   sample:
@@ -83,6 +102,8 @@ manifest:
     skipped: []
     total_bytes: 712
     count: 1
+    cached: 0
+    hashed_bytes: 712
 """
 
 import os
@@ -98,6 +119,8 @@ def main():
             path=dict(type="path", required=True),
             checksum=dict(type="bool", default=True),
             jobs=dict(type="int", default=0),
+            cache_dir=dict(type="path"),
+            rehash=dict(type="bool", default=False),
             required=dict(type="bool", default=True),
             roots=dict(type="list", elements="path"),
         ),
@@ -116,12 +139,28 @@ def main():
         if p["required"]:
             module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "
                                  "(e.g. hf download MODEL --local-dir %s) or fix the path" % (p["path"], p["path"]))
-        empty = {"root": p["path"], "files": {}, "dangling": [], "skipped": [], "total_bytes": 0, "count": 0}
+        empty = {"root": p["path"], "files": {}, "dangling": [], "skipped": [], "total_bytes": 0, "count": 0,
+                 "cached": 0, "hashed_bytes": 0}
         module.exit_json(changed=False, exists=False, realpath=real, manifest=empty)
+    cache = cache_path = None
+    if p["cache_dir"] and p["checksum"]:
+        cache_path = _sync.cache_file(p["cache_dir"], p["path"])
+        cache, warning = _sync.load_cache(cache_path)
+        if warning:
+            module.warn(warning)
+        if p["rehash"]:
+            cache = {}
     try:
-        result = _sync.manifest(p["path"], checksum=p["checksum"], jobs=p["jobs"] or None)
+        result = _sync.manifest(p["path"], checksum=p["checksum"], jobs=p["jobs"] or None, cache=cache,
+                                racy_ns=_sync.RACY_NS)
     except OSError as exc:
         module.fail_json(msg="cannot read %s: %s" % (p["path"], exc))
+    entries = result.pop("cache", None)
+    if cache_path and entries is not None and not module.check_mode:
+        try:
+            _sync.save_cache(cache_path, entries)
+        except OSError as exc:
+            module.warn("manifest cache %s not written (%s): the next run hashes every file again" % (cache_path, exc))
     module.exit_json(changed=False, exists=True, realpath=real, manifest=result)
 
 

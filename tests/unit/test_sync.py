@@ -179,3 +179,80 @@ def test_model_manifest_refuses_negative_jobs(run_module, tmp_path):
     from ansible_collections.sparkops.cluster.plugins.modules import model_manifest
     failed, r = run_module(model_manifest, {"path": str(tmp_path), "jobs": -1})
     assert failed and r["msg"] == "jobs must be 0 (one per CPU) or more, got -1"
+
+
+def hashed(monkeypatch):
+    """The files sha256() reads, in a list."""
+    seen = []
+    real = _sync.sha256
+    monkeypatch.setattr(_sync, "sha256", lambda path: seen.append(os.path.basename(path)) or real(path))
+    return seen
+
+
+def test_an_unchanged_directory_is_not_read_again(tmp_path, monkeypatch):
+    model = shards(tmp_path / "m", [1 << 20, 3 << 20, 17])
+    first = _sync.manifest(str(model), cache={}, racy_ns=0)
+    assert first["cached"] == 0 and first["hashed_bytes"] == (1 << 20) + (3 << 20) + 17 and len(first["cache"]) == 3
+    seen = hashed(monkeypatch)
+    second = _sync.manifest(str(model), cache=first["cache"], racy_ns=0)
+    assert seen == [] and second["cached"] == 3 and second["hashed_bytes"] == 0
+    assert second["files"] == first["files"]
+
+
+def tick_after(ctime_ns, probe):
+    """Wait until the file system's clock has moved past ctime_ns (a condition, bounded)."""
+    for dummy in range(100000):
+        probe.write_bytes(b"x")
+        if probe.stat().st_ctime_ns > ctime_ns:
+            return
+    raise AssertionError("the file system's clock did not move")
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(tmp_path, monkeypatch):
+    model = shards(tmp_path / "m", [4096, 4096])
+    first = _sync.manifest(str(model), cache={}, racy_ns=0)
+    victim = model / "model-00001-of-00002.safetensors"
+    st = victim.stat()
+    tick_after(st.st_ctime_ns, tmp_path / "probe")
+    victim.write_bytes(os.urandom(4096))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # what a careless (or hostile) copy leaves
+    seen = hashed(monkeypatch)
+    second = _sync.manifest(str(model), cache=first["cache"], racy_ns=0)
+    assert seen == [victim.name] and second["cached"] == 1
+    assert second["files"][victim.name]["sha256"] == hashlib.sha256(victim.read_bytes()).hexdigest()
+    assert second["files"][victim.name]["sha256"] != first["files"][victim.name]["sha256"]
+
+
+def test_a_file_changed_just_now_is_not_cached(tmp_path):
+    model = shards(tmp_path / "m", [10])
+    m = _sync.manifest(str(model), cache={})  # the default window: the shard was written just now
+    assert m["files"]["model-00001-of-00001.safetensors"]["sha256"] and m["cache"] == {}
+
+
+def test_the_cache_file_round_trip_and_a_broken_one(tmp_path):
+    path = _sync.cache_file(str(tmp_path / "cache"), str(tmp_path / "m"))
+    assert _sync.load_cache(path) == ({}, None)
+    entries = {"/m/a": [1, 2, 3, 4, 5, "ab"]}
+    _sync.save_cache(path, entries)
+    assert _sync.load_cache(path) == (entries, None)
+    assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == "0o700"
+    with open(path, "wb") as fh:
+        fh.write(b"\xff{not json")
+    cache, warning = _sync.load_cache(path)
+    assert cache == {} and warning.startswith("manifest cache %s ignored (" % path)
+    with open(path, "w") as fh:
+        fh.write('{"version": 99, "entries": {}}')
+    assert _sync.load_cache(path)[1].endswith("(not a version 1 cache): every file is hashed again")
+
+
+def test_model_manifest_caches_and_rehash_reads_all(run_module, tmp_path, monkeypatch):
+    from ansible_collections.sparkops.cluster.plugins.modules import model_manifest
+    model = shards(tmp_path / "m", [100, 200])
+    monkeypatch.setattr(_sync, "RACY_NS", 0)  # the shards were written just now
+    args = {"path": str(model), "cache_dir": str(tmp_path / "cache")}
+    failed, r = run_module(model_manifest, args)
+    assert not failed and r["manifest"]["cached"] == 0 and "cache" not in r["manifest"]
+    failed, r = run_module(model_manifest, args)
+    assert not failed and r["manifest"]["cached"] == 2 and r["manifest"]["hashed_bytes"] == 0
+    failed, r = run_module(model_manifest, dict(args, rehash=True))
+    assert not failed and r["manifest"]["cached"] == 0 and r["manifest"]["hashed_bytes"] == 300
