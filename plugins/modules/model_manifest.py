@@ -46,8 +46,8 @@ options:
   jobs:
     description:
       - Files checksummed at once (threads), the largest first. V(0) is one per CPU this node gives the module, at most
-        16. One file's SHA-256 runs on one core (0.9 GB/s measured on a 16-CPU x86 host, where 16 at once reached
-        9.6 GB/s), while an NVMe reads several GB/s.
+        16. One file's SHA-256 runs on one core (0.95 GB/s measured on a 16-CPU x86 host, where 16 at once reached
+        10.3 GB/s; benchmarks/), while an NVMe reads several GB/s.
     type: int
     default: 0
   cache_dir:
