@@ -146,7 +146,6 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
               "cached": 0, "hashed_bytes": 0}
     if not checksum:
         return result
-    entries = {}
     for rel in files:
         real, key = keys[rel]
         hit = (cache or {}).get(real)
@@ -160,6 +159,7 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
                 files[rel]["sha256"] = digest
         result["hashed_bytes"] = sum(files[r]["size"] for r in order)
     if cache is not None:
+        entries = {}
         for rel in files:
             real, key = keys[rel]
             if key[4] < began - racy_ns:
