@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
 # Experiment for #17: vLLM CPU with the Ray executor across two containers (TP=2), CPUPlatform
-# given ray_device_key "GPU" (the nodes advertise one stand-in GPU each to Ray).
+# given ray_device_key "GPU" by the image's patch (vllm-cpu-ray.patch).
 set -u
 net=sparkops-exp17
-img=sparkops/engine:latest
+img=${1:-sparkops/engine:latest}
 docker rm -f exp17-head exp17-worker >/dev/null 2>&1; docker network rm $net >/dev/null 2>&1
 docker network create --subnet 172.31.77.0/24 $net >/dev/null
-patch='s/^    dispatch_key: str = "CPU"$/    dispatch_key: str = "CPU"\n    ray_device_key: str = "GPU"/'
-patch2='s/return f"{instance_identifier}-{shm_group_identifier}-cpushm"/return f"{instance_identifier}-{shm_group_identifier}-{__import__(\x27socket\x27).gethostname()}-cpushm"/'
 for n in head worker; do
   ip=172.31.77.$([ $n = head ] && echo 10 || echo 11)
   docker run -d --name exp17-$n --network $net --ip $ip --shm-size 1g -e VLLM_HOST_IP=$ip -e GLOO_SOCKET_IFNAME=eth0 $img sleep infinity >/dev/null
-  docker exec exp17-$n sh -c "f=\$(python3 -c 'import vllm.platforms.cpu as m; print(m.__file__)' 2>/dev/null); sed -i '$patch' \$f && grep -n ray_device_key \$f"
-  docker exec exp17-$n sh -c "f=\$(python3 -c 'import vllm.distributed.device_communicators.cpu_communicator as m; print(m.__file__)' 2>/dev/null); sed -i '$patch2' \$f && grep -n gethostname \$f"
 done
+docker exec exp17-head python3 -c 'from vllm.platforms.cpu import CpuPlatform; print("ray_device_key", CpuPlatform.ray_device_key)'
 docker exec exp17-head ray start --head --node-ip-address=172.31.77.10 --num-gpus=1 --num-cpus=1 --disable-usage-stats >/dev/null 2>&1
 docker exec exp17-worker ray start --address=172.31.77.10:6379 --node-ip-address=172.31.77.11 --num-gpus=1 --num-cpus=1 --disable-usage-stats >/dev/null 2>&1
 docker exec exp17-head ray status 2>&1 | grep -E "node_|GPU|CPU" | head
