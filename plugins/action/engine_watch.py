@@ -33,8 +33,11 @@ class ActionModule(ActionBase):
             elapsed = int(time.monotonic() - start)
             if last.get("failed") or last.get("ready"):
                 break
-            display.display("  [%s] engine load: %s (log moved %ss ago, process %s, %ss elapsed)"
-                            % (host, last.get("summary"), last.get("log_age"), last.get("state"), elapsed))
+            nodes = last.get("nodes") or {}
+            display.display("  [%s] engine load: %s (log moved %ss ago, process %s, %ss elapsed)%s"
+                            % (host, last.get("summary"), last.get("log_age"), last.get("state"), elapsed,
+                               "; per node: " + ", ".join("%s %s" % kv for kv in nodes.items()) if len(nodes) > 1
+                               else ""))
             if elapsed >= timeout:
                 last.update(failed=True, msg="the API did not come up within %ds (last progress: %s)"
                                              % (timeout, last.get("summary")))

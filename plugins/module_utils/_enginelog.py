@@ -29,6 +29,22 @@ STAGES = (
 )
 
 
+# With the Ray executor every rank's output reaches the head's `vllm serve` log through
+# Ray, each line prefixed with the process it came from, in color: "(RayWorkerProc pid=114,
+# ip=192.168.100.11) ..." for a worker on another node, "(RayWorkerProc pid=424) ..." for
+# one on the head's own node, which Ray prints without its address (ray 2.60.0,
+# python/ray/_private/worker.py, print_to_stdstream).
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAY_PREFIX = re.compile(r"^\((?:[\w.:-]+ )?pid=(?P<pid>\d+)(?:, ip=(?P<ip>[0-9A-Fa-f.:]+))?\)")
+
+
+def origin(line):
+    """The address of the node a log line came from, as Ray names it, or None for the
+    log's own node (no prefix, or a Ray prefix without an address)."""
+    m = _RAY_PREFIX.match(_ANSI.sub("", line).lstrip())
+    return m.group("ip") if m else None
+
+
 class FailurePatternError(ValueError):
     """A known_failures row has a pattern that is not a valid regular expression."""
 
@@ -51,11 +67,20 @@ def lines_of(text):
     return [line for line in re.split(r"[\r\n]+", text) if line.strip()]
 
 
-def scan(text, failures=()):
+def scan(text, failures=(), nodes=None):
     """What the log says: the stages passed (the last line of each), the current stage,
-    and the first known fatal line with its row (id, title, fix, source)."""
-    progress, failure = [], None
+    the last stage each node's ranks reached, and the first known fatal line with its row
+    (id, title, fix, source) and the node it came from.
+
+    nodes: [{name, address}] of the plan, the log's own node (the head) first; a line from
+    an address not in it is named by that address."""
+    nodes = nodes or []
+    names = {str(n.get("address")): n.get("name") for n in nodes if isinstance(n, dict)}
+    here = nodes[0].get("name") if nodes and isinstance(nodes[0], dict) else None
+    progress, failure, ranks = [], None, {}
     for line in lines_of(text):
+        ip = origin(line)
+        node = names.get(ip, ip) if ip else here
         for stage, rx in STAGES:
             m = rx.search(line)
             if m:
@@ -65,14 +90,17 @@ def scan(text, failures=()):
                     progress[-1] = entry
                 else:
                     progress.append(entry)
+                if node:
+                    ranks[node] = stage
                 break
         if failure is None:
             for row, rx in failures:
                 if rx.search(line):
                     failure = {"id": row.get("id"), "title": row.get("title"), "fix": row.get("fix"),
-                               "source": row.get("source"), "line": line.strip()[-300:]}
+                               "source": row.get("source"), "line": line.strip()[-300:], "node": node}
                     break
-    return {"progress": progress, "stage": progress[-1]["stage"] if progress else "starting", "failure": failure}
+    return {"progress": progress, "stage": progress[-1]["stage"] if progress else "starting", "failure": failure,
+            "nodes": ranks}
 
 
 def describe(entry):

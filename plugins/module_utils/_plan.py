@@ -47,8 +47,11 @@ def node_env(hw, rails, serving_env=None, ray_address=None, ray_auth=False):
     """The environment of one node's engine container: the hardware profile's set (GB10:
     GPUDirect off, DeepGEMM off, Ray's memory monitor off), the recipe's serving.env, the
     per-node values from its rails (VLLM_HOST_IP, interfaces, devices) and, for the Ray
-    executor, RAY_ADDRESS, VLLM_CONFIG_ROOT and with ray_auth Ray's token mode and the
-    path of the token file (the token itself is never in the environment). Values are strings."""
+    executor, RAY_ADDRESS, VLLM_CONFIG_ROOT, RAY_DEDUP_LOGS=0 (unless serving.env sets it:
+    Ray folds a line that other nodes print again into "[repeated Nx across cluster]", and
+    the load watch reads every rank's lines in the head's log) and with ray_auth Ray's token
+    mode and the path of the token file (the token itself is never in the environment).
+    Values are strings."""
     env = {k: str(v) for k, v in (hw.get("env") or {}).items()}
     env.update({k: str(v) for k, v in (serving_env or {}).items()})
     if rails:
@@ -57,6 +60,7 @@ def node_env(hw, rails, serving_env=None, ray_address=None, ray_auth=False):
     if ray_address:
         env["RAY_ADDRESS"] = ray_address
         env["VLLM_CONFIG_ROOT"] = VLLM_CONFIG_ROOT
+        env.setdefault("RAY_DEDUP_LOGS", "0")
         if ray_auth:
             env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=RAY_TOKEN_PATH)
     return env
@@ -149,23 +153,15 @@ def _on(value):
     return value is not None and str(value).strip().lower() not in ("false", "0", "no", "off")
 
 
-def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_address=None, model_path=None,
-                   head_only=False):
+def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_address=None, model_path=None):
     """The exact `vllm serve` argv for one node, or None for a node that runs none (a Ray
-    worker; every follower when head_only). Followers of the mp executor get --headless.
-
-    head_only: one engine on the head with TP=PP=1 and vLLM's default executor.
-    """
+    worker). Followers of the mp executor get --headless."""
     par, eng, srv = recipe["parallelism"], recipe["engine"], recipe["serving"]
-    if head_only and node_rank > 0:
-        return None
-    tp, pp = (1, 1) if head_only else (par["tensor"], par["pipeline"])
+    tp, pp = par["tensor"], par["pipeline"]
     argv = ["vllm", "serve", model_path or recipe["model"]["id"], "--served-model-name", srv["served_model_name"],
             "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
             "--gpu-memory-utilization", "%g" % srv["gpu_memory_utilization"], "--max-model-len", str(srv["max_model_len"])]
-    if head_only:
-        pass
-    elif eng["executor"] == "ray":
+    if eng["executor"] == "ray":
         if node_rank > 0:
             return None
         argv += ["--distributed-executor-backend", "ray"]
@@ -188,15 +184,14 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
     rank order ([{name, rails}], the first is the head), the settings (module_utils/_settings)
     and the table's log patterns. containers: {node: engine container name}."""
     head = node_address(nodes[0]) if nodes else None
-    head_only = settings["serve_head_only"]
     executor = recipe["engine"]["executor"]
     ray_address = "%s:%d" % (head, settings["ray_port"]) if executor == "ray" and head else None
     model_path = settings["model_path"] or None
     containers = containers or {}
 
-    def command(rank, head_only):
+    def command(rank):
         return engine_command(recipe, host=settings["api_host"], port=settings["api_port"], node_rank=rank,
-                              head_address=head, model_path=model_path, head_only=head_only)
+                              head_address=head, model_path=model_path)
 
     return {
         "recipe": recipe["name"],
@@ -212,14 +207,13 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
         "rollback": settings["engine_rollback"],
         "memory_per_gpu": memory_budget(recipe, hw),
         "expected_decode_tok_s": (recipe.get("expected") or {}).get("decode_tok_s"),
-        "decode_bound": _bench.decode_bound(recipe, hw, 1 if head_only else recipe["parallelism"]["tensor"]),
+        "decode_bound": _bench.decode_bound(recipe, hw, recipe["parallelism"]["tensor"]),
         "head": nodes[0]["name"] if nodes else None,
         "head_address": head,
         "gpus_per_node": hw["gpus_per_node"],
         "api": {"host": settings["api_host"], "port": settings["api_port"]},
         "ray": {"address": ray_address, "port": settings["ray_port"], "auth": settings["ray_auth"],
                 "token_dir": RAY_TOKEN_DIR} if ray_address else None,
-        "head_only": head_only,
         "nodes": [{
             "name": n["name"],
             "rank": i,
@@ -227,10 +221,8 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
             "address": node_address(n),
             "rails": [{k: r[k] for k in ("name", "netdev", "rdma_device", "address", "subnet", "mtu")} for r in n["rails"]],
             "env": node_env(hw, n["rails"], recipe["serving"]["env"], ray_address, settings["ray_auth"]),
-            "command": command(i, head_only),
+            "command": command(i),
         } for i, n in enumerate(nodes)],
-        # what production runs when the plan serves head-only
-        "production_command": command(0, False) if head_only else None,
         "per_node_env_keys": list(PER_NODE_ENV),
         "log_patterns": log_patterns,
         "settings": settings,

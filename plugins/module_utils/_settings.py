@@ -25,8 +25,6 @@ SETTINGS = {
                                                           "templated per node)."),
     "sparkops_model_path": (str, "", "Directory of the weights on every node: synced from the head and served "
                                      "instead of the hub id; empty serves model.id."),
-    "sparkops_serve_head_only": (bool, False, "One engine on the head (TP=PP=1) instead of the recipe's "
-                                              "parallelism; a test aid."),
     "sparkops_gpu_required": (bool, True, "Fail the facts step on a node without nvidia-smi."),
     "sparkops_reclaim_min_cached_gb": (float, 4.0, "Drop the page cache before an engine start only above this "
                                                    "many GiB of cache."),

@@ -144,6 +144,56 @@ def node_status(name, rails, raw, now):
     return row, problems
 
 
+# The engine's processes in its container, as playbooks/status.yml's probe prints them from
+# /proc: "PID STATE CMDLINE" per line (STATE is /proc/PID/stat's third field).
+_PROC_LINE = re.compile(r"^(?P<pid>\d+) (?P<state>[A-Za-z]) (?P<cmdline>.*)$")
+PROC_KINDS = (("RayWorkerProc", "vLLM worker (Ray)"), ("VLLM::EngineCore", "vLLM engine core"),
+              ("vllm serve", "vllm serve"))
+
+
+def engine_processes(text):
+    """[{pid, state, kind}] of the engine's processes in the probe's output; unreadable lines
+    are skipped (the output is a tool's, and a process may vanish while it is read)."""
+    out = []
+    for line in str(text or "").splitlines():
+        m = _PROC_LINE.match(line.strip())
+        if not m:
+            continue
+        kind = next((k for marker, k in PROC_KINDS if marker in m.group("cmdline")), None)
+        if kind:
+            out.append({"pid": int(m.group("pid")), "state": m.group("state"), "kind": kind})
+    return out
+
+
+def process_problems(name, container, raw, executor, serves):
+    """The engine's processes of one node against what the plan runs there, and problems:
+    a stopped process (state T: every other rank waits for it in its next collective, so
+    the engine stalls while /health may stay green) or no vLLM process where the plan
+    puts one. raw: the probe's registered result (command); serves: the node runs `vllm
+    serve` (the head; every node with the mp executor)."""
+    raw = _dict(raw)
+    if not raw or raw.get("skipped") or raw.get("unreachable"):
+        return None, []  # the container is not running, or the node is unreachable: reported already
+    why = _failure(raw) or (None if raw.get("rc") == 0 else (str(raw.get("stderr") or "").strip().splitlines()
+                                                             or ["rc %s" % raw.get("rc")])[-1][:200])
+    if why:
+        return None, ["%s: the engine's processes could not be read in %s: %s" % (name, container, why)]
+    procs = engine_processes(raw.get("stdout"))
+    problems = []
+    for proc in procs:
+        if proc["state"] in ("T", "t"):
+            problems.append("%s: its %s process (pid %d) is stopped (state %s): every rank waits for it, so the "
+                            "engine is stalled; resume it (docker exec %s kill -CONT %d) or deploy again"
+                            % (name, proc["kind"], proc["pid"], proc["state"], container, proc["pid"]))
+    kinds = {proc["kind"] for proc in procs}
+    want = (["vllm serve"] if serves else []) + (["vLLM worker (Ray)"] if executor == "ray" else [])
+    for kind in want:
+        if kind not in kinds:
+            problems.append("%s: no %s process runs in %s: the engine does not serve across this node; read the "
+                            "head's engine log (/var/log/sparkops/vllm.log), then deploy again" % (name, kind, container))
+    return procs, problems
+
+
 def generation_tokens(metrics):
     """vllm:generation_tokens_total summed over its series, or None when absent."""
     if not isinstance(metrics, str):
@@ -279,9 +329,12 @@ def report(plan, nodes_raw, ray_raw, serving_raw, now=None):
     nodes_raw = _dict(nodes_raw)
     rows, problems = [], []
     for node in plan.get("nodes") or []:
-        row, found = node_status(node["name"], node.get("rails") or [], nodes_raw.get(node["name"]), now)
+        raw = _dict(nodes_raw.get(node["name"]))
+        row, found = node_status(node["name"], node.get("rails") or [], raw, now)
+        row["processes"], more = process_problems(node["name"], node.get("container"), raw.get("processes"),
+                                                  plan.get("executor"), bool(node.get("command")))
         rows.append(row)
-        problems.extend(found)
+        problems.extend(found + more)
     ray, found = ray_status(plan, ray_raw) if plan.get("ray") else ({"summary": "not used (mp executor)",
                                                                      "whole": True}, [])
     problems.extend(found)

@@ -20,6 +20,9 @@ description:
     (field reports of a load stopped at layer 57 for 30 minutes, KF-3, and of a graph capture
     spinning for 34 minutes). The failure names the process state (a stopped process
     shows C(T)) and quotes the last log lines.
+  - With the Ray executor every rank's lines reach the head's log through Ray, each
+    prefixed with the address of the node it came from; given O(nodes), the watch reports
+    the stage each node's ranks reached and names the node of a known fatal line.
   - Reads the container through C(docker exec), each look bounded by O(command_timeout)
     (a hung Docker daemon fails the watch instead of hanging it); changes nothing.
 version_added: 0.1.0
@@ -67,6 +70,13 @@ options:
     type: list
     elements: dict
     default: []
+  nodes:
+    description:
+      - The plan's nodes (C(name), C(address)), the head first (C(plan.nodes)), to name the
+        node of a rank's line. A line from an address not listed is named by its address.
+    type: list
+    elements: dict
+    default: []
   tail_lines:
     description: Log lines quoted in a failure.
     type: int
@@ -82,6 +92,7 @@ EXAMPLES = r"""
     health_url: http://127.0.0.1:8000/health
     stall_timeout: 600
     known_failures: "{{ sparkops_plan.log_patterns }}"
+    nodes: "{{ sparkops_plan.nodes }}"
     timeout: 3600
 """
 
@@ -113,8 +124,13 @@ log_age:
   description: Seconds since the log last grew.
   returned: always
   type: int
+nodes:
+  description: The last load stage of each node's ranks, by node name (empty without O(nodes) and Ray's prefixes).
+  returned: always
+  type: dict
+  sample: {spark-alpha: kv cache, spark-beta: model loaded}
 failure:
-  description: The known failure row matched by a log line (id, title, fix, source, line).
+  description: The known failure row matched by a log line (id, title, fix, source, line, node).
   returned: when a known fatal line was seen
   type: dict
 tail:
@@ -176,6 +192,7 @@ def main():
             stall_timeout=dict(type="int", default=600),
             poll=dict(type="float", default=3),
             known_failures=dict(type="list", elements="dict", default=[]),
+            nodes=dict(type="list", elements="dict", default=[]),
             tail_lines=dict(type="int", default=40),
             command_timeout=dict(type="int", default=30),
             **_docker.OPTIONS
@@ -193,15 +210,16 @@ def main():
     deadline = time.monotonic() + p["wait"]
     while True:
         state, age, log = look(module, docker, p)
-        seen = _enginelog.scan(log, failures)
+        seen = _enginelog.scan(log, failures, p["nodes"])
         summary = _enginelog.describe(seen["progress"][-1] if seen["progress"] else None)
         result = dict(changed=False, stage=seen["stage"], summary=summary, progress=seen["progress"],
-                      state=state, log_age=age)
+                      state=state, log_age=age, nodes=seen["nodes"])
         tail = _enginelog.lines_of(log)[-p["tail_lines"]:]
         f = seen["failure"]
         if f:
-            module.fail_json(msg="known failure #%s during the load (%s): %s. Fix: %s (source: %s). Log line: %s"
-                                 % (f["id"], summary, f["title"], f["fix"], f["source"], f["line"]),
+            module.fail_json(msg="known failure #%s during the load%s (%s): %s. Fix: %s (source: %s). Log line: %s"
+                                 % (f["id"], " on %s" % f["node"] if f["node"] else "", summary, f["title"], f["fix"],
+                                    f["source"], f["line"]),
                              failure=f, tail=tail, **result)
         if state == "exited":
             module.fail_json(msg="the engine process in %s exited during the load (last progress: %s); see tail"

@@ -85,7 +85,7 @@ plan:
     The plan - recipe, model, model_path, served_model_name, hardware, executor, image,
     memory_per_gpu, expected_decode_tok_s, decode_bound (the single-stream decode ceiling set
     by memory bandwidth), head, head_address, gpus_per_node, api, ray (address, port),
-    nodes (name, rank, container, address, rails, env, command), production_command,
+    nodes (name, rank, container, address, rails, env, command),
     per_node_env_keys, log_patterns (the table's rows with log patterns), settings,
     warnings, accepted and not_judged (as below).
   returned: when the recipe, the settings and the inventory's rails could be read

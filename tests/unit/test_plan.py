@@ -106,7 +106,7 @@ def test_engine_args_are_emitted_as_vllm_reads_them():
 @pytest.mark.parametrize("variables, words", [
     ({"sparkops_api_port": "eighty"}, "sparkops_api_port must be a whole number, got 'eighty'"),
     ({"sparkops_api_port": 70000}, "sparkops_api_port must be a TCP port (1-65535), got 70000"),
-    ({"sparkops_serve_head_only": "maybe"}, "sparkops_serve_head_only must be true or false"),
+    ({"sparkops_persistent": "maybe"}, "sparkops_persistent must be true or false"),
     ({"sparkops_recipe_overrides": ["a"]}, "sparkops_recipe_overrides must be a mapping"),
 ])
 def test_settings_of_the_wrong_kind_are_named(variables, words):

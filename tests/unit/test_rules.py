@@ -238,14 +238,13 @@ def test_engine_command_ray_and_mp():
     assert "--headless" not in _plan.engine_command(mp, node_rank=0, head_address="192.168.100.10")
 
 
-def test_engine_command_ray_followers_and_head_only():
+def test_engine_command_ray_head_serves_and_workers_run_none():
     r = recipe("qwen397b")
     assert _plan.engine_command(r, node_rank=1) is None  # Ray workers run no `vllm serve`
-    head = _plan.engine_command(r, head_only=True, host="0.0.0.0", port=9000)
-    assert "--distributed-executor-backend" not in head and "--nnodes" not in head
-    assert head[head.index("--tensor-parallel-size") + 1] == "1"
+    head = _plan.engine_command(r, host="0.0.0.0", port=9000)
+    assert head[head.index("--distributed-executor-backend") + 1] == "ray" and "--nnodes" not in head
+    assert head[head.index("--tensor-parallel-size") + 1] == "4"
     assert head[head.index("--host") + 1:head.index("--port") + 2] == ["0.0.0.0", "--port", "9000"]
-    assert _plan.engine_command(r, node_rank=3, head_only=True) is None
 
 
 def test_override_null_removes_an_optional_field_and_a_required_one_is_then_missing():
