@@ -54,3 +54,45 @@ def test_known_fatal_lines_map_to_their_row(line, row):
 def test_bad_pattern_names_the_row():
     with pytest.raises(_enginelog.FailurePatternError, match="row 99: pattern '\\(unclosed'"):
         _enginelog.compile_failures([{"id": 99, "patterns": ["(unclosed"]}])
+
+
+# --- the Ray executor: every rank's lines in the head's log, prefixed by Ray ---
+TP4 = fixture("vllm_cpu_0.32.0_serve_tiny_qwen_tp4_ray.log")
+PLAN_NODES = [{"name": "spark-alpha", "address": "192.168.100.10"}, {"name": "spark-beta", "address": "192.168.100.11"},
+              {"name": "spark-gamma", "address": "192.168.100.12"}, {"name": "spark-delta", "address": "192.168.100.13"}]
+
+
+def test_ray_prefixes_name_the_node_of_each_line():
+    lines = _enginelog.lines_of(TP4)
+    ranks = {}
+    for line in lines:
+        if "world_size=4 rank=" in line:
+            ranks[line.split("world_size=4 rank=")[1].split()[0]] = _enginelog.origin(line)
+    # the head's own rank has no address in Ray's prefix; the others have their node's
+    assert ranks == {"0": None, "1": "192.168.100.13", "2": "192.168.100.11", "3": "192.168.100.12"}
+    assert _enginelog.origin("(APIServer pid=7) INFO 11-23 07:21:15 [api_utils.py:347]") is None
+
+
+def test_every_node_reaches_its_last_stage_and_the_load_ends_served():
+    seen = _enginelog.scan(TP4, FAILURES, PLAN_NODES)
+    assert seen["failure"] is None and seen["stage"] == "api server"
+    # the workers' last stage is their weights loaded; the head's rank 0 also sizes the KV cache, and
+    # its API server starts
+    assert seen["nodes"] == {"spark-alpha": "api server", "spark-beta": "weights loaded",
+                             "spark-gamma": "weights loaded", "spark-delta": "weights loaded"}
+    # without the plan's nodes the workers are named by their addresses, the head's lines by none
+    assert _enginelog.scan(TP4, FAILURES)["nodes"] == {"192.168.100.%d" % i: "weights loaded" for i in (11, 12, 13)}
+
+
+def test_a_known_fatal_line_of_a_worker_names_the_worker():
+    cut = TP4[:TP4.rindex("\n", 0, TP4.index("Loading weights took")) + 1]  # up to the first weights loaded
+    prefix = "\x1b[36m(RayWorkerProc pid=116, ip=192.168.100.12)\x1b[0m (Worker_TP3 pid=116) ERROR "
+    assert prefix[:60] in TP4  # Ray's prefix as the fixture has it
+    # vllm#35924 (Marlin on Qwen3.5 GDN at TP=4), verbatim, as a rank on spark-gamma would print it
+    seen = _enginelog.scan(cut + prefix + "Weight output_size_per_partition = 32 is not divisible by min_thread_n = 64\n",
+                           FAILURES, PLAN_NODES)
+    assert seen["failure"]["id"] == "KF-2" and seen["failure"]["node"] == "spark-gamma"
+    # an address the plan does not know is named as Ray gives it
+    seen = _enginelog.scan(cut + prefix.replace("192.168.100.12", "10.9.9.9") + "Weight output_size_per_partition = "
+                           "32 is not divisible by min_thread_n = 64\n", FAILURES, PLAN_NODES)
+    assert seen["failure"]["node"] == "10.9.9.9"

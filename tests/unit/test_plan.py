@@ -56,6 +56,11 @@ def test_node_env(case, hardware, defs, want, absent):
 def test_ray_executor_adds_the_address_and_config_root():
     env = _plan.node_env(HARDWARE["gb10"], rails(SPARK_RAILS), {}, ray_address="192.168.100.10:6379")
     assert env["RAY_ADDRESS"] == "192.168.100.10:6379" and env["VLLM_CONFIG_ROOT"] == "/etc/vllm"
+    # every rank's lines reach the head's log unfolded (the load watch reads them), unless serving.env says
+    assert env["RAY_DEDUP_LOGS"] == "0"
+    assert _plan.node_env(HARDWARE["gb10"], rails(SPARK_RAILS), {"RAY_DEDUP_LOGS": "1"},
+                          ray_address="192.168.100.10:6379")["RAY_DEDUP_LOGS"] == "1"
+    assert "RAY_DEDUP_LOGS" not in _plan.node_env(HARDWARE["gb10"], rails(SPARK_RAILS), {})
 
 
 def recipe(name, **overrides):

@@ -231,3 +231,63 @@ def test_a_cluster_whose_head_is_unreachable_is_reported():
 def test_an_unreadable_benchmark_file_is_said_so(content):
     assert _status.benchmark_status({"file": "/x/q-1.json", "content": content}) == {
         "file": "/x/q-1.json", "summary": "unreadable: /x/q-1.json"}
+
+
+# --- the engine's processes on each node (playbooks/status.yml's probe, captured) ---
+
+def probe(name):
+    return {"rc": 0, "stdout": fixture(name), "stderr": "", "changed": False}
+
+
+def test_the_processes_of_a_serving_head_are_found_by_kind():
+    procs, problems = _status.process_problems("spark-alpha", "sparkops-engine-spark-alpha",
+                                               probe("engine_processes_ray_head_serving.txt"), "ray", True)
+    assert problems == []
+    assert sorted(p["kind"] for p in procs) == ["vLLM engine core", "vLLM worker (Ray)", "vllm serve"]
+    assert all(p["state"] == "S" for p in procs)
+
+
+def test_a_stopped_rank_on_a_worker_is_named_with_its_pid_and_the_fix():
+    procs, problems = _status.process_problems("spark-delta", "sparkops-engine-spark-delta",
+                                               probe("engine_processes_ray_worker_stopped.txt"), "ray", False)
+    assert procs == [{"pid": 115, "state": "T", "kind": "vLLM worker (Ray)"}]
+    assert problems == ["spark-delta: its vLLM worker (Ray) process (pid 115) is stopped (state T): every rank waits "
+                        "for it, so the engine is stalled; resume it (docker exec sparkops-engine-spark-delta kill "
+                        "-CONT 115) or deploy again"]
+
+
+def test_a_node_where_the_plan_puts_a_rank_and_none_runs_is_named():
+    # the worker's probe with its RayWorkerProc line gone: Ray placed no rank there
+    text = "\n".join(l for l in fixture("engine_processes_ray_worker_stopped.txt").splitlines() if "RayWorkerProc" not in l)
+    _procs, problems = _status.process_problems("spark-delta", "e", {"rc": 0, "stdout": text}, "ray", False)
+    assert problems == ["spark-delta: no vLLM worker (Ray) process runs in e: the engine does not serve across this "
+                        "node; read the head's engine log (/var/log/sparkops/vllm.log), then deploy again"]
+    # with the mp executor every node runs vllm serve, and no Ray worker is expected
+    _procs, problems = _status.process_problems("spark-delta", "e", {"rc": 0, "stdout": text}, "mp", True)
+    assert [p.split(":")[1].strip() for p in problems] == ["no vllm serve process runs in e"]
+
+
+@pytest.mark.parametrize("result, words", [
+    ({}, None),  # the engine container is not running: the probe was not run
+    ({"skipped": True}, None),
+    ({"unreachable": True, "msg": "ssh: timed out"}, None),
+    ({"rc": 124, "stdout": "", "stderr": ""}, "could not be read in e: rc 124"),
+    ({"rc": 1, "stdout": "", "stderr": "Error response from daemon: container is paused"}, "container is paused"),
+    ({"rc": 0, "stdout": "\x00\xff garbage\n12 \n", "stderr": ""}, "no vLLM worker (Ray) process runs in e"),
+])
+def test_a_probe_that_gave_nothing_or_broke_is_a_sentence_not_an_exception(result, words):
+    _procs, problems = _status.process_problems("spark-gamma", "e", result, "ray", False)
+    assert (problems == []) if words is None else (words in " ".join(problems))
+
+
+def test_the_report_carries_each_node_processes_and_their_problems():
+    nodes = {n: dict(raw(), processes=probe("engine_processes_ray_worker_stopped.txt" if n == "spark-delta"
+                                            else "engine_processes_ray_head_serving.txt")) for n in NODES}
+    plan = dict(PLAN, executor="ray", nodes=[dict(n, container="sparkops-engine-" + n["name"],
+                                                  command=["vllm"] if i == 0 else None)
+                                             for i, n in enumerate(PLAN["nodes"])])
+    out = _status.report(plan, nodes, {}, {}, None)
+    delta = [r for r in out["nodes"] if r["node"] == "spark-delta"][0]
+    assert delta["processes"] == [{"pid": 115, "state": "T", "kind": "vLLM worker (Ray)"}]
+    assert not out["healthy"] and any(p.startswith("spark-delta: its vLLM worker (Ray) process (pid 115) is stopped")
+                                      for p in out["problems"])
