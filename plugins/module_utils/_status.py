@@ -147,8 +147,10 @@ def node_status(name, rails, raw, now):
 # The engine's processes in its container, as playbooks/status.yml's probe prints them from
 # /proc: "PID STATE CMDLINE" per line (STATE is /proc/PID/stat's third field).
 _PROC_LINE = re.compile(r"^(?P<pid>\d+) (?P<state>[A-Za-z]) (?P<cmdline>.*)$")
-PROC_KINDS = (("RayWorkerProc", "vLLM worker (Ray)"), ("VLLM::EngineCore", "vLLM engine core"),
-              ("vllm serve", "vllm serve"))
+# (marker in the command line, kind): Ray's worker actor runs a rank with the Ray executor,
+# vLLM's own worker process with the mp executor (its process title, vllm 0.32.0)
+PROC_KINDS = (("RayWorkerProc", "vLLM worker (Ray)"), ("VLLM::Worker", "vLLM worker"),
+              ("VLLM::EngineCore", "vLLM engine core"), ("vllm serve", "vllm serve"))
 
 
 def engine_processes(text):
@@ -186,7 +188,7 @@ def process_problems(name, container, raw, executor, serves):
                             "engine is stalled; resume it (docker exec %s kill -CONT %d) or deploy again"
                             % (name, proc["kind"], proc["pid"], proc["state"], container, proc["pid"]))
     kinds = {proc["kind"] for proc in procs}
-    want = (["vllm serve"] if serves else []) + (["vLLM worker (Ray)"] if executor == "ray" else [])
+    want = (["vllm serve"] if serves else []) + (["vLLM worker (Ray)"] if executor == "ray" else ["vLLM worker"])
     for kind in want:
         if kind not in kinds:
             problems.append("%s: no %s process runs in %s: the engine does not serve across this node; read the "

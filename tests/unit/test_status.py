@@ -262,9 +262,16 @@ def test_a_node_where_the_plan_puts_a_rank_and_none_runs_is_named():
     _procs, problems = _status.process_problems("spark-delta", "e", {"rc": 0, "stdout": text}, "ray", False)
     assert problems == ["spark-delta: no vLLM worker (Ray) process runs in e: the engine does not serve across this "
                         "node; read the head's engine log (/var/log/sparkops/vllm.log), then deploy again"]
-    # with the mp executor every node runs vllm serve, and no Ray worker is expected
+    # with the mp executor every node runs vllm serve and vLLM's own worker, no Ray worker
     _procs, problems = _status.process_problems("spark-delta", "e", {"rc": 0, "stdout": text}, "mp", True)
-    assert [p.split(":")[1].strip() for p in problems] == ["no vllm serve process runs in e"]
+    assert [p.split(":")[1].strip() for p in problems] == ["no vllm serve process runs in e",
+                                                           "no vLLM worker process runs in e"]
+
+
+def test_an_mp_follower_runs_vllm_serve_headless_and_its_rank():
+    procs, problems = _status.process_problems("spark-beta", "e", probe("engine_processes_mp_follower.txt"), "mp", True)
+    assert problems == []
+    assert [(p["kind"], p["state"]) for p in procs] == [("vllm serve", "S"), ("vLLM worker", "S")]
 
 
 @pytest.mark.parametrize("result, words", [
