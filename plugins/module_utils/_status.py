@@ -167,12 +167,25 @@ def engine_processes(text):
     return out
 
 
-def process_problems(name, container, raw, executor, serves):
+def world_size(plan):
+    """TP x PP of the plan's `vllm serve` command (the head's), 1 when unreadable."""
+    argv = next((n.get("command") for n in plan.get("nodes") or [] if isinstance(n, dict) and n.get("command")), None)
+    size = 1
+    for flag in ("--tensor-parallel-size", "--pipeline-parallel-size"):
+        try:
+            size *= int(argv[argv.index(flag) + 1])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            pass
+    return size
+
+
+def process_problems(name, container, raw, executor, serves, world=2):
     """The engine's processes of one node against what the plan runs there, and problems:
     a stopped process (state T: every other rank waits for it in its next collective, so
     the engine stalls while /health may stay green) or no vLLM process where the plan
     puts one. raw: the probe's registered result (command); serves: the node runs `vllm
-    serve` (the head; every node with the mp executor)."""
+    serve` (the head; every node with the mp executor); world: the plan's world size (with
+    one rank and no Ray, vLLM runs it inside its engine core, with no worker process)."""
     raw = _dict(raw)
     if not raw or raw.get("skipped") or raw.get("unreachable"):
         return None, []  # the container is not running, or the node is unreachable: reported already
@@ -188,7 +201,8 @@ def process_problems(name, container, raw, executor, serves):
                             "engine is stalled; resume it (docker exec %s kill -CONT %d) or deploy again"
                             % (name, proc["kind"], proc["pid"], proc["state"], container, proc["pid"]))
     kinds = {proc["kind"] for proc in procs}
-    want = (["vllm serve"] if serves else []) + (["vLLM worker (Ray)"] if executor == "ray" else ["vLLM worker"])
+    want = (["vllm serve"] if serves else []) + (["vLLM worker (Ray)"] if executor == "ray" else
+                                                 ["vLLM worker"] if world > 1 else [])
     for kind in want:
         if kind not in kinds:
             problems.append("%s: no %s process runs in %s: the engine does not serve across this node; read the "
@@ -334,7 +348,7 @@ def report(plan, nodes_raw, ray_raw, serving_raw, now=None):
         raw = _dict(nodes_raw.get(node["name"]))
         row, found = node_status(node["name"], node.get("rails") or [], raw, now)
         row["processes"], more = process_problems(node["name"], node.get("container"), raw.get("processes"),
-                                                  plan.get("executor"), bool(node.get("command")))
+                                                  plan.get("executor"), bool(node.get("command")), world_size(plan))
         rows.append(row)
         problems.extend(found + more)
     ray, found = ray_status(plan, ray_raw) if plan.get("ray") else ({"summary": "not used (mp executor)",

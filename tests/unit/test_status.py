@@ -298,3 +298,13 @@ def test_the_report_carries_each_node_processes_and_their_problems():
     assert delta["processes"] == [{"pid": 115, "state": "T", "kind": "vLLM worker (Ray)"}]
     assert not out["healthy"] and any(p.startswith("spark-delta: its vLLM worker (Ray) process (pid 115) is stopped")
                                       for p in out["problems"])
+
+
+def test_one_rank_without_ray_needs_no_worker_process_and_the_world_size_is_read_from_the_plan():
+    head_only = "\n".join(l for l in fixture("engine_processes_mp_follower.txt").splitlines() if "VLLM::Worker" not in l)
+    _procs, problems = _status.process_problems("spark", "e", {"rc": 0, "stdout": head_only}, "mp", True, world=1)
+    assert problems == []
+    argv = ["vllm", "serve", "m", "--tensor-parallel-size", "2", "--pipeline-parallel-size", "2"]
+    assert _status.world_size({"nodes": [{"command": None}, {"command": argv}]}) == 4
+    assert _status.world_size({"nodes": [{"command": ["vllm", "serve", "m", "--tensor-parallel-size"]}]}) == 1
+    assert _status.world_size({}) == 1
