@@ -23,6 +23,10 @@ description:
   - With the Ray executor every rank's lines reach the head's log through Ray, each
     prefixed with the address of the node it came from; given O(nodes), the watch reports
     the stage each node's ranks reached and names the node of a known fatal line.
+  - With the mp executor every node runs C(vllm serve) and watches its own log in the same
+    task. The watches meet on the controller: the head's ends ready when the API answers,
+    the followers' then end too, and a follower's failure (a known fatal line, an exit, a
+    stall) fails the head's watch within O(wait) seconds, naming the follower.
   - Reads the container through C(docker exec), each look bounded by O(command_timeout)
     (a hung Docker daemon fails the watch instead of hanging it); changes nothing.
 version_added: 0.1.0
@@ -46,9 +50,12 @@ options:
     type: str
     required: true
   health_url:
-    description: URL that answers 200 once the API server is up, seen from the node.
+    description:
+      - URL that answers 200 once the API server is up, seen from the node.
+      - Omitted on a node that serves no API (a follower of the mp executor, C(--headless)):
+        its watch fails on its own log as above, and ends when the watch of the node with the
+        API, in the same task, finds it ready.
     type: str
-    required: true
   timeout:
     description: Seconds to wait for the API in all; then it fails with the progress so far.
     type: int
@@ -186,7 +193,7 @@ def main():
             container=dict(type="str", required=True),
             log_path=dict(type="str", required=True),
             pid_path=dict(type="str", required=True),
-            health_url=dict(type="str", required=True),
+            health_url=dict(type="str"),
             timeout=dict(type="int", default=3600),
             wait=dict(type="int", default=30),
             stall_timeout=dict(type="int", default=600),
@@ -224,7 +231,7 @@ def main():
         if state == "exited":
             module.fail_json(msg="the engine process in %s exited during the load (last progress: %s); see tail"
                                  % (p["container"], summary), tail=tail, **result)
-        if healthy(p["health_url"]):
+        if p["health_url"] and healthy(p["health_url"]):
             module.exit_json(ready=True, **result)
         if age >= p["stall_timeout"]:
             module.fail_json(msg="the load stalled: no log progress for %ds (stall_timeout %ds), engine process "
