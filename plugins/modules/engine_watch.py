@@ -24,7 +24,7 @@ description:
     prefixed with the address of the node it came from; given O(nodes), the watch reports
     the stage each node's ranks reached and names the node of a known fatal line.
   - With the mp executor every node runs C(vllm serve) and watches its own log in the same
-    task. The watches meet on the controller: the head's ends ready when the API answers,
+    task. The watches meet on the controller. The head's ends ready when the API answers,
     the followers' then end too, and a follower's failure (a known fatal line, an exit, a
     stall) fails the head's watch within O(wait) seconds, naming the follower.
   - Reads the container through C(docker exec), each look bounded by O(command_timeout)
@@ -52,8 +52,8 @@ options:
   health_url:
     description:
       - URL that answers 200 once the API server is up, seen from the node.
-      - Omitted on a node that serves no API (a follower of the mp executor, C(--headless)):
-        its watch fails on its own log as above, and ends when the watch of the node with the
+      - Omitted on a node that serves no API (a follower of the mp executor, C(--headless)).
+        Its watch fails on its own log as above, and ends when the watch of the node with the
         API, in the same task, finds it ready.
     type: str
   timeout:

@@ -42,7 +42,7 @@ LOADING = {"ready": False, "summary": "weights 50% (1/2 shards)", "log_age": 1, 
 
 
 def test_a_follower_ends_when_the_head_marks_the_api_ready(local_tmp):
-    head, _ = action({"health_url": "http://127.0.0.1:8000/health", "wait": 10}, [dict(LOADING, ready=True)])
+    head, _calls = action({"health_url": "http://127.0.0.1:8000/health", "wait": 10}, [dict(LOADING, ready=True)])
     assert head.run(task_vars={"inventory_hostname": "spark-alpha"})["ready"] is True
     follower, calls = action({"wait": 30}, [LOADING])
     out = follower.run(task_vars={"inventory_hostname": "spark-beta"})
@@ -52,22 +52,22 @@ def test_a_follower_ends_when_the_head_marks_the_api_ready(local_tmp):
 
 def test_a_follower_failure_fails_the_head_naming_the_follower(local_tmp):
     fatal = dict(LOADING, failed=True, msg="known failure #KF-30 during the load (model): ...")
-    follower, _ = action({"wait": 10}, [fatal])
+    follower, _calls = action({"wait": 10}, [fatal])
     assert follower.run(task_vars={"inventory_hostname": "spark-delta"})["failed"] is True
     head, calls = action({"health_url": "http://127.0.0.1:8000/health", "wait": 10}, [LOADING])
     out = head.run(task_vars={"inventory_hostname": "spark-alpha"})
     assert out["failed"] is True and len(calls) == 1
     assert out["msg"] == "the load failed on another node: spark-delta: known failure #KF-30 during the load (model): ..."
     # another follower stops watching without a failure of its own (the head reports)
-    other, _ = action({"wait": 10}, [LOADING])
+    other, _calls = action({"wait": 10}, [LOADING])
     out = other.run(task_vars={"inventory_hostname": "spark-gamma"})
     assert not out.get("failed") and out["ready"] is False and "spark-delta" in out["msg"]
 
 
 def test_each_task_meets_in_its_own_directory_and_a_follower_times_out(local_tmp):
-    head, _ = action({"health_url": "http://h/health"}, [dict(LOADING, ready=True)], uuid="task-1")
+    head, _calls = action({"health_url": "http://h/health"}, [dict(LOADING, ready=True)], uuid="task-1")
     head.run(task_vars={"inventory_hostname": "spark-alpha"})
-    follower, _ = action({"wait": 1, "timeout": 0}, [LOADING], uuid="task-2")
+    follower, _calls = action({"wait": 1, "timeout": 0}, [LOADING], uuid="task-2")
     out = follower.run(task_vars={"inventory_hostname": "spark-beta"})
     assert out["failed"] is True and "did not come up within 0s" in out["msg"]
     assert sorted(os.listdir(local_tmp)) == ["sparkops-engine-watch-task-1", "sparkops-engine-watch-task-2"]
