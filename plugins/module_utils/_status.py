@@ -41,6 +41,11 @@ def _failure(result):
     return None
 
 
+def _last_error_line(raw):
+    """The last line of a command result's stderr, or its exit status when stderr is empty."""
+    return (str(raw.get("stderr") or "").strip().splitlines() or ["rc %s" % raw.get("rc")])[-1][:200]
+
+
 def _parse_docker_time(text):
     """Docker's RFC 3339 time with nanoseconds ('2026-11-24T08:06:38.123456789Z'), as UTC."""
     match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$", str(text or ""))
@@ -189,8 +194,7 @@ def process_problems(name, container, raw, executor, serves, world=2):
     raw = _dict(raw)
     if not raw or raw.get("skipped") or raw.get("unreachable"):
         return None, []  # the container is not running, or the node is unreachable: reported already
-    why = _failure(raw) or (None if raw.get("rc") == 0 else (str(raw.get("stderr") or "").strip().splitlines()
-                                                             or ["rc %s" % raw.get("rc")])[-1][:200])
+    why = _failure(raw) or (None if raw.get("rc") == 0 else _last_error_line(raw))
     if why:
         return None, ["%s: the engine's processes could not be read in %s: %s" % (name, container, why)]
     procs = engine_processes(raw.get("stdout"))
@@ -280,7 +284,7 @@ def ray_status(plan, raw):
             % plan.get("head")]
     why = _failure(raw)
     if why or raw.get("rc") not in (0, None):
-        reason = why or (str(raw.get("stderr") or "").strip().splitlines() or ["rc %s" % raw.get("rc")])[-1][:200]
+        reason = why or _last_error_line(raw)
         return {"summary": "not queried", "whole": False}, [
             "Ray could not be queried on the head: %s; the head's engine container must run (deploy again)" % reason]
     try:
@@ -344,11 +348,12 @@ def report(plan, nodes_raw, ray_raw, serving_raw, now=None):
     plan = _dict(plan)
     nodes_raw = _dict(nodes_raw)
     rows, problems = [], []
+    world = world_size(plan)
     for node in plan.get("nodes") or []:
         raw = _dict(nodes_raw.get(node["name"]))
         row, found = node_status(node["name"], node.get("rails") or [], raw, now)
         row["processes"], more = process_problems(node["name"], node.get("container"), raw.get("processes"),
-                                                  plan.get("executor"), bool(node.get("command")), world_size(plan))
+                                                  plan.get("executor"), bool(node.get("command")), world)
         rows.append(row)
         problems.extend(found + more)
     ray, found = ray_status(plan, ray_raw) if plan.get("ray") else ({"summary": "not used (mp executor)",
