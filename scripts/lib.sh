@@ -13,15 +13,26 @@ mkdir -p "$CACHE"
 STAGES=()
 stage() {  # stage NAME command...: run one stage, print and remember its duration
   local name=$1; shift
-  local start=$SECONDS rc=0
+  local start=$SECONDS rc=0 log
+  log=$CACHE/logs/$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '-').log
+  mkdir -p "$CACHE/logs"
   printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$name"
-  "$@" || rc=$?
+  # in this shell (not a pipeline's subshell): bootstrap's PATH and the images' env stay
+  "$@" > >(tee "$log") 2>&1 || rc=$?
+  wait $! 2>/dev/null || true  # tee has written everything
+  [ $rc = 0 ] || FAILED_LOGS+=("$name=$log")
   local took=$((SECONDS - start))
   STAGES+=("$(printf '%-28s %5d s  %s' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")")")
   printf '=== %s: %d s (%s)\n' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "failed rc=$rc")"
   return $rc
 }
+FAILED_LOGS=()
 summary() {
+  local entry
+  for entry in "${FAILED_LOGS[@]}"; do  # what failed, again at the end (a CI page shows the tail)
+    printf '\n=== %s failed; its failed tasks (whole output in %s):\n' "${entry%%=*}" "${entry#*=}"
+    python3 "$REPO/scripts/failed_tasks.py" "${entry#*=}" || true
+  done
   printf '\n=== stage durations\n'
   printf '%s\n' "${STAGES[@]}"
   printf '%-28s %5d s\n' total "$SECONDS"
