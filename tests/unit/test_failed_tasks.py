@@ -16,8 +16,8 @@ LOG = fixture("molecule_cluster_failed_persistent.log").splitlines()
 def test_every_failure_with_its_play_and_task():
     found = failed_tasks.failures(LOG)
     # a failure the test expects (rescued), then the one that stopped the run
-    assert [task for _, task, _ in found] == ["TASK [sparkops.cluster.model_sync : Load it]", "TASK [The status says so]"]
-    play, _, block = found[-1]
+    assert [failure[1] for failure in found] == ["TASK [sparkops.cluster.model_sync : Load it]", "TASK [The status says so]"]
+    play, block = found[-1][0], found[-1][2]
     assert play.startswith("PLAY [Persistent mode")
     assert block[0] == "fatal: [spark-alpha]: FAILED! =>"
     assert "    assertion: __status_rc == 0 and __status.healthy" in block
