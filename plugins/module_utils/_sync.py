@@ -201,17 +201,21 @@ def _kind(mode):
 
 def compare(head, node):
     """What differs between the head's manifest and a node's: missing, differ (size or
-    checksum), extra files and dangling links on the node. Empty lists: the same weights."""
+    checksum), extra files and dangling links on the node. Empty lists: the same weights.
+    to_copy: the head's paths that the node lacks or holds other bytes of."""
     hf, nf = head["files"], node["files"]
-    differ = []
+    differ, differ_paths = [], []
     for rel in sorted(set(hf) & set(nf)):
         a, b = hf[rel], nf[rel]
         if a["size"] != b["size"]:
             differ.append("%s (%d B on the head, %d B here)" % (rel, a["size"], b["size"]))
+            differ_paths.append(rel)
         elif a["sha256"] and b["sha256"] and a["sha256"] != b["sha256"]:
             differ.append("%s (checksum differs)" % rel)
-    return {"missing": sorted(set(hf) - set(nf)), "differ": differ, "extra": sorted(set(nf) - set(hf)),
-            "dangling": [d["path"] for d in node.get("dangling") or []]}
+            differ_paths.append(rel)
+    missing = sorted(set(hf) - set(nf))
+    return {"missing": missing, "differ": differ, "extra": sorted(set(nf) - set(hf)),
+            "dangling": [d["path"] for d in node.get("dangling") or []], "to_copy": sorted(missing + differ_paths)}
 
 
 def in_sync(diff):
@@ -225,3 +229,18 @@ def describe(host, diff):
         if items:
             parts.append("%d %s (%s%s)" % (len(items), what, ", ".join(items[:3]), ", ..." if len(items) > 3 else ""))
     return "%s: %s" % (host, "; ".join(parts) if parts else "same weights as the head")
+
+
+def split_streams(sizes, streams):
+    """The files of a copy split into at most `streams` lists of about equal bytes: the
+    largest file first, each into the list with the fewest bytes so far (a list never
+    holds more than the largest file above its fair share). sizes: {relpath: bytes}.
+    Empty lists are left out; each list is sorted by path (rsync walks it in order)."""
+    if not isinstance(streams, int) or streams < 1:
+        raise ValueError("streams must be 1 or more, got %r" % (streams,))
+    bins = [[0, []] for _ in range(min(streams, len(sizes)))]
+    for rel in sorted(sizes, key=lambda r: (-sizes[r], r)):
+        lightest = min(bins, key=lambda b: b[0])
+        lightest[0] += sizes[rel]
+        lightest[1].append(rel)
+    return [sorted(paths) for _, paths in bins if paths]

@@ -42,6 +42,7 @@ def test_copy_that_kept_links_is_dangling_and_not_in_sync(tmp_path):
     shutil.copytree(tmp_path / "head" / "models--org--tiny" / "snapshots" / "abc123", worker, symlinks=True)
     diff = _sync.compare(head, _sync.manifest(str(worker)))
     assert diff["dangling"] == ["config.json", "model.safetensors"] and diff["missing"] == ["config.json", "model.safetensors"]
+    assert diff["to_copy"] == ["config.json", "model.safetensors"]
     assert not _sync.in_sync(diff)
     assert _sync.describe("spark-beta", diff).startswith("spark-beta: 2 missing (config.json, model.safetensors); ")
 
@@ -56,6 +57,7 @@ def test_resolved_copy_is_in_sync_and_a_truncated_file_is_not(tmp_path):
     (worker / "model.safetensors").write_bytes(WEIGHTS[:1024])
     diff = _sync.compare(head, _sync.manifest(str(worker)))
     assert diff["differ"] == ["model.safetensors (%d B on the head, 1024 B here)" % len(WEIGHTS)]
+    assert diff["to_copy"] == ["model.safetensors"]
 
 
 def test_same_size_other_bytes_is_caught_by_checksum_only(tmp_path):
@@ -64,7 +66,8 @@ def test_same_size_other_bytes_is_caught_by_checksum_only(tmp_path):
     worker = tmp_path / "worker"
     shutil.copytree(snap, worker, symlinks=False)
     (worker / "model.safetensors").write_bytes(bytes(len(WEIGHTS)))
-    assert _sync.compare(head, _sync.manifest(str(worker)))["differ"] == ["model.safetensors (checksum differs)"]
+    diff = _sync.compare(head, _sync.manifest(str(worker)))
+    assert diff["differ"] == ["model.safetensors (checksum differs)"] and diff["to_copy"] == ["model.safetensors"]
     sizes_only = _sync.compare(_sync.manifest(str(snap), checksum=False), _sync.manifest(str(worker), checksum=False))
     assert _sync.in_sync(sizes_only)
 
@@ -75,7 +78,7 @@ def test_extra_file_is_reported_but_does_not_break_sync(tmp_path):
     shutil.copytree(snap, worker, symlinks=False)
     (worker / "notes.txt").write_text("x")
     diff = _sync.compare(_sync.manifest(str(snap)), _sync.manifest(str(worker)))
-    assert diff["extra"] == ["notes.txt"] and _sync.in_sync(diff)
+    assert diff["extra"] == ["notes.txt"] and _sync.in_sync(diff) and diff["to_copy"] == []
 
 
 @pytest.mark.parametrize("checksum", [True, False])
@@ -256,3 +259,29 @@ def test_model_manifest_caches_and_rehash_reads_all(run_module, tmp_path, monkey
     assert not failed and r["manifest"]["cached"] == 2 and r["manifest"]["hashed_bytes"] == 0
     failed, r = run_module(model_manifest, dict(args, rehash=True))
     assert not failed and r["manifest"]["cached"] == 0 and r["manifest"]["hashed_bytes"] == 300
+
+
+# --- split_streams: the files of a parallel copy ---
+
+def test_split_streams_balances_bytes_largest_first():
+    # a checkpoint's shape: equal shards, a few small files
+    sizes = {"model-%05d-of-00008.safetensors" % i: 4 * 2**30 for i in range(1, 9)}
+    sizes.update({"config.json": 700, "tokenizer.json": 11 * 2**20, "model.safetensors.index.json": 60000})
+    lists = _sync.split_streams(sizes, 4)
+    assert len(lists) == 4
+    assert sorted(p for paths in lists for p in paths) == sorted(sizes)  # every file once
+    loads = [sum(sizes[p] for p in paths) for paths in lists]
+    assert max(loads) - min(loads) <= max(sizes.values())
+    assert all(paths == sorted(paths) for paths in lists)
+
+
+def test_split_streams_fewer_files_than_streams_and_one_stream():
+    assert _sync.split_streams({"a": 1, "b": 2}, 8) == [["b"], ["a"]]
+    assert _sync.split_streams({"a": 1, "b": 2}, 1) == [["a", "b"]]
+    assert _sync.split_streams({}, 4) == []
+
+
+@pytest.mark.parametrize("streams", [0, -1, "4", None])
+def test_split_streams_refuses_a_bad_count(streams):
+    with pytest.raises(ValueError, match="streams must be 1 or more"):
+        _sync.split_streams({"a": 1}, streams)

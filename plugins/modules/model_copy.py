@@ -1,0 +1,179 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: model_copy
+short_description: Copy a model directory's files to one node with several rsync streams at once
+description:
+  - Splits O(files) into O(streams) lists of about equal bytes (the largest files first) and runs one C(rsync
+    --files-from) per list at the same time, from O(src) on this node to O(dest). One rsync over ssh is one TCP
+    stream and one cipher on one core (about 1 GB/s at best), while a DGX Spark's rail carries about 12 GB/s.
+  - It only fills the destination. The caller runs one plain rsync afterwards (with C(--delete)) that makes the
+    destination the source's exact copy and finds the streams' files up to date, and then compares checksums
+    (the sparkops.cluster.model_sync role does both).
+  - Each rsync runs in its own process group, bounded by O(timeout) (give rsync its own C(--timeout) for a stall),
+    and killed when the limit passes or the module is stopped. A stream that fails does not stop the others; the
+    module fails naming it once all have ended.
+version_added: 0.1.0
+author: sparkops.cluster developers (@sparkops)
+extends_documentation_fragment:
+  - sparkops.cluster.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports the streams it would run and runs none.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: It copies every time it runs; rsync skips the files that are already up to date on the destination.
+options:
+  src:
+    description: The directory the files are relative to, on the node the module runs on (the head).
+    type: path
+    required: true
+  dest:
+    description: rsync's destination, as rsync takes it (C(user@address:) with a forced C(rrsync) on the receiver).
+    type: str
+    required: true
+  files:
+    description: The files to copy, relative to O(src), with their sizes in bytes (a manifest's C(files) works).
+    type: dict
+    required: true
+  rsync:
+    description: The rsync command and its options, without sources and destination (C(--files-from) is added).
+    type: list
+    elements: str
+    required: true
+  streams:
+    description: rsync processes at once; the files are split by bytes, so more streams than large files do not help.
+    type: int
+    default: 4
+  timeout:
+    description: Seconds the whole copy may take; every stream still running then is killed and the module fails.
+    type: int
+    default: 86400
+"""
+
+EXAMPLES = r"""
+- name: Copy the head's weights to a worker, four rsync streams at once
+  sparkops.cluster.model_copy:
+    src: /var/lib/sparkops/models/Qwen3.5-397B-A17B-FP8
+    dest: root@192.168.100.11:
+    files: "{{ head_manifest.manifest.files }}"
+    rsync: [rsync, --archive, --copy-links, --partial, --timeout=300, --rsh, ssh -i /root/.ssh/sparkops_sync]
+    streams: 4
+  delegate_to: spark-alpha
+"""
+
+RETURN = r"""
+streams:
+  description: One entry per stream, in the order they were started.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{files: 3, bytes: 8589934592, seconds: 9.1, rc: 0}]
+bytes:
+  description: Bytes of the files given (what the streams send when the destination has none of them).
+  returned: always
+  type: int
+seconds:
+  description: Wall-clock time of the copy, all streams together (0 in check mode).
+  returned: always
+  type: float
+"""
+
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _command, _sync
+
+
+def sizes_of(module, files):
+    sizes = {}
+    for rel, entry in files.items():
+        size = entry.get("size") if isinstance(entry, dict) else entry
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            module.fail_json(msg="files[%r] has no size in bytes (%r): pass a manifest's files, {path: {size: N}}"
+                                 % (rel, entry))
+        if os.path.isabs(rel) or rel.split("/")[0] == ".." or "/../" in "/%s/" % rel:
+            module.fail_json(msg="files[%r] is not a path inside src: give paths relative to src" % rel)
+        sizes[rel] = size
+    return sizes
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            dest=dict(type="str", required=True),
+            files=dict(type="dict", required=True),
+            rsync=dict(type="list", elements="str", required=True),
+            streams=dict(type="int", default=4),
+            timeout=dict(type="int", default=86400),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    _command.require_positive(module, "streams", "timeout")
+    if not p["rsync"]:
+        module.fail_json(msg="rsync is empty: give the rsync command, e.g. [rsync, --archive]")
+    sizes = sizes_of(module, p["files"])
+    lists = _sync.split_streams(sizes, p["streams"])
+    planned = [dict(files=len(paths), bytes=sum(sizes[r] for r in paths), seconds=0.0, rc=None) for paths in lists]
+    total = sum(sizes.values())
+    if module.check_mode or not lists:
+        module.exit_json(changed=bool(lists), streams=planned, bytes=total, seconds=0.0)
+    if not os.path.isdir(p["src"]):
+        module.fail_json(msg="src %s is not a directory on this node" % p["src"])
+
+    workdir = tempfile.mkdtemp(prefix="sparkops-copy-")
+    deadline = time.monotonic() + p["timeout"]
+
+    def stream(index):
+        listfile = os.path.join(workdir, "stream-%d.list" % index)
+        with open(listfile, "wb") as fh:
+            fh.write(b"".join(r.encode("utf-8", "surrogateescape") + b"\0" for r in lists[index]))
+        argv = p["rsync"] + ["--from0", "--files-from=" + listfile, p["src"].rstrip("/") + "/", p["dest"]]
+        began = time.monotonic()
+        try:
+            rc, out, err = _command.run(argv, _command.remaining(deadline, p["timeout"]))
+        except _command.CommandTimeout as exc:
+            return dict(planned[index], rc=None, seconds=round(time.monotonic() - began, 2), error=str(exc))
+        except OSError as exc:
+            return dict(planned[index], rc=None, seconds=0.0, error="cannot run %s: %s" % (argv[0], exc))
+        result = dict(planned[index], rc=rc, seconds=round(time.monotonic() - began, 2))
+        if rc != 0:
+            # rsync's first complaint names the file or the peer; its last line only sums up (code 23, ...)
+            lines = [line.strip() for line in (err or out).splitlines() if line.strip()]
+            first = next((line for line in lines if line.startswith("rsync:")), None)
+            why = "; ".join(x for x in (first, lines[-1] if lines else "no output") if x)
+            result["error"] = "rsync stream %d exited %d: %s" % (index + 1, rc, why)
+        return result
+
+    began = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=len(lists)) as pool:
+            results = list(pool.map(stream, range(len(lists))))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    seconds = round(time.monotonic() - began, 2)
+    failed = [r for r in results if r.get("error")]
+    if failed:
+        module.fail_json(msg="%d of %d copy streams to %s failed; first: %s" % (len(failed), len(results), p["dest"],
+                                                                                failed[0]["error"]),
+                         streams=results, bytes=total, seconds=seconds)
+    module.exit_json(changed=True, streams=results, bytes=total, seconds=seconds)
+
+
+if __name__ == "__main__":
+    main()

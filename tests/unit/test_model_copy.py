@@ -1,0 +1,106 @@
+"""model_copy: several rsync streams at once, with the real rsync between two local
+directories (the role runs it from the head to a node over the rail)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _sync
+from ansible_collections.sparkops.cluster.plugins.modules import model_copy
+
+pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed (scripts/lib.sh installs it)")
+
+RSYNC = ["rsync", "--archive", "--copy-links", "--partial", "--timeout=60"]
+
+
+def checkpoint(root):
+    """A small checkpoint's layout: shards, an index, a config, a file in a subdirectory, a link."""
+    (root / "sub").mkdir(parents=True)
+    for i in range(1, 6):
+        (root / ("model-%05d-of-00005.safetensors" % i)).write_bytes(os.urandom(200_000 + i * 1000))
+    (root / "model.safetensors.index.json").write_text("{}")
+    (root / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"]}')
+    (root / "sub" / "tokenizer.json").write_text("{}" * 1000)
+    (root / "blob").write_bytes(b"weights behind a link")
+    (root / "linked.bin").symlink_to(root / "blob")
+    return _sync.manifest(str(root))
+
+
+def test_streams_copy_every_file_with_its_bytes(run_module, tmp_path):
+    src, dst = tmp_path / "head", tmp_path / "node"
+    dst.mkdir()
+    head = checkpoint(src)
+    failed, r = run_module(model_copy, {"src": str(src), "dest": str(dst), "files": head["files"], "rsync": RSYNC,
+                                        "streams": 3})
+    assert not failed, r
+    assert r["changed"] and len(r["streams"]) == 3 and all(s["rc"] == 0 for s in r["streams"])
+    assert sum(s["files"] for s in r["streams"]) == head["count"] == 10
+    assert r["bytes"] == head["total_bytes"] == sum(s["bytes"] for s in r["streams"])
+    node = _sync.manifest(str(dst))
+    assert _sync.in_sync(_sync.compare(head, node)), _sync.compare(head, node)
+    assert not os.path.islink(dst / "linked.bin")  # --copy-links: the bytes, not a link into a cache
+
+
+def test_check_mode_plans_and_copies_nothing(run_module, tmp_path):
+    src, dst = tmp_path / "head", tmp_path / "node"
+    dst.mkdir()
+    head = checkpoint(src)
+    failed, r = run_module(model_copy, {"src": str(src), "dest": str(dst), "files": head["files"], "rsync": RSYNC},
+                           check_mode=True)
+    assert not failed and r["changed"] and len(r["streams"]) == 4 and r["seconds"] == 0.0
+    assert all(s["rc"] is None for s in r["streams"])
+    assert not os.listdir(dst)
+
+
+def test_a_failed_stream_is_named(run_module, tmp_path):
+    src = tmp_path / "head"
+    head = checkpoint(src)
+    (src / "config.json").unlink()  # listed, then gone: rsync exits 23 for that stream
+    failed, r = run_module(model_copy, {"src": str(src), "dest": str(tmp_path / "node"), "files": head["files"],
+                                        "rsync": RSYNC, "streams": 2})
+    assert failed
+    assert r["msg"].startswith("1 of 2 copy streams to %s failed; first: rsync stream " % (tmp_path / "node"))
+    assert "exited 23" in r["msg"] and "config.json" in r["msg"]
+
+
+@pytest.mark.parametrize("files, why", [
+    ({"a": {"sha256": "00"}}, "files['a'] has no size in bytes"),
+    ({"../etc/passwd": {"size": 1}}, "is not a path inside src"),
+    ({"/etc/passwd": {"size": 1}}, "is not a path inside src"),
+    ({"a": {"size": True}}, "has no size in bytes"),
+])
+def test_bad_files_are_named(run_module, tmp_path, files, why):
+    failed, r = run_module(model_copy, {"src": str(tmp_path), "dest": str(tmp_path), "files": files, "rsync": RSYNC})
+    assert failed and why in r["msg"]
+
+
+@pytest.mark.parametrize("option", ["streams", "timeout"])
+def test_limits_must_be_positive(run_module, tmp_path, option):
+    failed, r = run_module(model_copy, {"src": str(tmp_path), "dest": str(tmp_path), "files": {}, "rsync": RSYNC,
+                                        option: 0})
+    assert failed and option in r["msg"]
+
+
+def test_a_hung_stream_is_killed_at_the_limit(run_module, tmp_path):
+    src = tmp_path / "head"
+    head = checkpoint(src)
+    # rsync's --rsh is the hang: a remote shell that never answers (sleep), as a dead peer would
+    failed, r = run_module(model_copy, {"src": str(src), "dest": "nobody@peer:", "files": head["files"],
+                                        "rsync": ["rsync", "--archive", "--rsh", "sh -c 'sleep 613' peer"], "streams": 2,
+                                        "timeout": 2})
+    assert failed and r["msg"].startswith("2 of 2 copy streams to nobody@peer: failed") and re.search("did not finish within [0-9.]+s and was killed", r["msg"])
+    assert all(s["rc"] is None and s["seconds"] < 30 for s in r["streams"])
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and b"sleep\x00613" in cmdline(pid)]
+    assert not left, "processes left behind: %s" % left
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
