@@ -98,7 +98,7 @@ ensure_venv() {
 }
 
 bootstrap() {
-  apt_install python3-venv git debootstrap iproute2 ca-certificates
+  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync  # rsync: model_copy's unit tests
   ensure_venv
   ensure_docker
   # An installed copy of this collection (an older molecule prerun, ansible-galaxy)
