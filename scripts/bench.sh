@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Benchmarks on the simulated cluster (not a test: it measures, it does not judge).
+# Usage (as root, on the machine the simulated nodes run on):
+#   bash scripts/bench.sh sync [ansible-playbook -e options]
+#     the weights distribution (scripts/bench/sync.yml): benchmarks/sync-<UTC time>.json and .png
+. "$(dirname "$0")/lib.sh"
+cd "$REPO"
+what=${1:-}; shift || true
+case $what in
+  sync)
+    stage bootstrap bootstrap
+    stage images build_images
+    stage "simulated cluster" cluster_up
+    stem=$REPO/benchmarks/sync-$(date -u +%Y%m%dT%H%M%SZ)
+    raw=$CACHE/bench-sync-raw.json
+    stage "weights distribution" ansible-playbook -i inventory/simulated scripts/bench/sync.yml -e "bench_out=$raw" "$@"
+    stage report python3 scripts/bench_report.py "$raw" "$stem"
+    summary
+    ;;
+  *)
+    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...]" >&2
+    exit 2
+    ;;
+esac
