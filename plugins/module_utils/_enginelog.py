@@ -72,8 +72,9 @@ def scan(text, failures=(), nodes=None):
     the last stage each node's ranks reached, and the first known fatal line with its row
     (id, title, fix, source) and the node it came from.
 
-    nodes: [{name, address}] of the plan, the log's own node (the head) first; a line from
-    an address not in it is named by that address."""
+    nodes: [{name, address}] of the plan, the log's own node first (the head's with Ray, a
+    follower's own with mp): a line without Ray's prefix is that node's; a line from an
+    address not in it is named by that address."""
     nodes = nodes or []
     names = {str(n.get("address")): n.get("name") for n in nodes if isinstance(n, dict)}
     here = nodes[0].get("name") if nodes and isinstance(nodes[0], dict) else None

@@ -79,8 +79,10 @@ options:
     default: []
   nodes:
     description:
-      - The plan's nodes (C(name), C(address)), the head first (C(plan.nodes)), to name the
-        node of a rank's line. A line from an address not listed is named by its address.
+      - The plan's nodes (C(name), C(address)), to name the node of a rank's line; the node whose log this is first
+        (the head with the Ray executor, whose log holds every rank's lines behind Ray's prefix; each node its own
+        with mp). A line without Ray's prefix is the first node's; one from an address not listed is named by its
+        address.
     type: list
     elements: dict
     default: []

@@ -96,3 +96,13 @@ def test_a_known_fatal_line_of_a_worker_names_the_worker():
     seen = _enginelog.scan(cut + prefix.replace("192.168.100.12", "10.9.9.9") + "Weight output_size_per_partition = "
                            "32 is not divisible by min_thread_n = 64\n", FAILURES, PLAN_NODES)
     assert seen["failure"]["node"] == "10.9.9.9"
+
+
+def test_a_line_without_rays_prefix_is_the_log_owners():
+    # with mp every node watches its own log, and its lines carry no Ray prefix: the watch
+    # lists the node it runs on first (roles/vllm_container/tasks/ready.yml)
+    follower_first = [PLAN_NODES[2]] + [n for n in PLAN_NODES if n is not PLAN_NODES[2]]
+    log = HEALTHY[:HEALTHY.index("Loading safetensors")] + (
+        "(Worker_TP2 pid=1) ERROR Weight output_size_per_partition = 32 is not divisible by min_thread_n = 64\n")
+    assert _enginelog.scan(log, FAILURES, follower_first)["failure"]["node"] == PLAN_NODES[2]["name"]
+    assert _enginelog.scan(log, FAILURES, PLAN_NODES)["failure"]["node"] == "spark-alpha"
