@@ -13,7 +13,7 @@ case $what in
     stage "simulated cluster" cluster_up
     stem=$REPO/benchmarks/sync-$(date -u +%Y%m%dT%H%M%SZ)
     raw=$CACHE/bench-sync-raw.json
-    stage "weights distribution" ansible-playbook -i inventory/simulated scripts/bench/sync.yml -e "bench_out=$raw" "$@"
+    stage "weights distribution" ansible-playbook -i inventory/simulated scripts/bench/sync.yml -e sparkops_recipe=qwen397b -e "bench_out=$raw" "$@"
     stage report python3 scripts/bench_report.py "$raw" "$stem"
     summary
     ;;

@@ -48,6 +48,7 @@ def report(raw):
         r["speedup_over_one_rsync"] = ratio(single["copy_seconds"], r["copy_seconds"]) if single else None
     return {
         "nodes": raw["nodes"],
+        "page_cache_dropped": raw.get("page_cache_dropped", True),
         "weights": raw["weights"],
         "head_raw_read_gb_s": raw_read,
         "one_tcp_stream_rail1_gb_s": tcp,
@@ -75,8 +76,9 @@ def plot(result, path):
                     va="bottom")
     ax.set_xticks(range(len(values)), labels, fontsize=8)
     ax.set_ylabel("GB/s")
-    ax.set_title("Weights distribution, %d nodes, %.2f GB (%s)" % (len(result["nodes"]), result["weights"]["bytes"] / 1e9,
-                                                                    "simulated cluster"))
+    ax.set_title("Weights distribution, %d receiving node(s), %.2f GB, page cache %s (simulated cluster)"
+                 % (result["copies"][0]["receivers"] if result["copies"] else 0, result["weights"]["bytes"] / 1e9,
+                    "dropped" if result["page_cache_dropped"] else "warm"))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
