@@ -71,8 +71,8 @@ def plot(result, path):
         values.append(r["per_node_gb_s"])
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     bars = ax.bar(range(len(values)), [v or 0 for v in values], color=["#777"] * 3 + ["#2a7"] * len(result["copies"]))
-    for bar, value in zip(bars, values):
-        ax.annotate("%.2f" % (value or 0), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+    for column, value in zip(bars, values):
+        ax.annotate("%.2f" % (value or 0), (column.get_x() + column.get_width() / 2, column.get_height()), ha="center",
                     va="bottom")
     ax.set_xticks(range(len(values)), labels, fontsize=8)
     ax.set_ylabel("GB/s")

@@ -238,9 +238,9 @@ def split_streams(sizes, streams):
     Empty lists are left out; each list is sorted by path (rsync walks it in order)."""
     if not isinstance(streams, int) or streams < 1:
         raise ValueError("streams must be 1 or more, got %r" % (streams,))
-    bins = [[0, []] for _ in range(min(streams, len(sizes)))]
+    bins = [[0, []] for dummy in range(min(streams, len(sizes)))]
     for rel in sorted(sizes, key=lambda r: (-sizes[r], r)):
         lightest = min(bins, key=lambda b: b[0])
         lightest[0] += sizes[rel]
         lightest[1].append(rel)
-    return [sorted(paths) for _, paths in bins if paths]
+    return [sorted(b[1]) for b in bins if b[1]]

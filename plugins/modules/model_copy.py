@@ -63,7 +63,7 @@ EXAMPLES = r"""
 - name: Copy the head's weights to a worker, four rsync streams at once
   sparkops.cluster.model_copy:
     src: /var/lib/sparkops/models/Qwen3.5-397B-A17B-FP8
-    dest: root@192.168.100.11:
+    dest: "root@192.168.100.11:"
     files: "{{ head_manifest.manifest.files }}"
     rsync: [rsync, --archive, --copy-links, --partial, --timeout=300, --rsh, ssh -i /root/.ssh/sparkops_sync]
     streams: 4
