@@ -59,7 +59,15 @@ install_hook_double() {  # true when it installed or replaced it
 
 start_dockerd() {
   echo "starting dockerd (no systemd on this machine)"
-  setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+  # A daemon of its own session that inherits no descriptor but its log: started from a
+  # shell, it would keep open the pipe of stage's tee (an fd such as 63) and the stage
+  # would never end (bootstrap hung on a fresh machine, 2026-12-02).
+  python3 -c '
+import subprocess, sys
+with open("/var/log/dockerd.log", "ab") as log:
+    subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                     close_fds=True, start_new_session=True)
+'
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log; echo "dockerd did not start"; return 1; }
 }
