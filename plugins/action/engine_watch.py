@@ -69,6 +69,10 @@ class ActionModule(ActionBase):
         while True:
             last = self._execute_module(module_name="sparkops.cluster.engine_watch", module_args=args,
                                         task_vars=task_vars)
+            # a wait on vLLM's notice counts across calls (the module keeps no state)
+            for key in ("progress_mark", "progress_at"):
+                if last.get(key) is not None:
+                    args[key] = last[key]
             elapsed = int(time.monotonic() - start)
             if last.get("failed"):
                 self._write(os.path.join(meeting, "failed-%s" % host), "%s: %s" % (host, last.get("msg")))

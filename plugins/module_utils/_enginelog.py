@@ -11,6 +11,7 @@ and the watch.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # (stage, regex), in load order; the last stage seen is where the load is.
@@ -28,6 +29,14 @@ STAGES = (
     ("api server", re.compile(r"Starting vLLM server on (?P<url>\S+)")),
 )
 
+
+# vLLM's notice that a process has waited on the shared-memory broadcast queue for
+# VLLM_RINGBUFFER_WARNING_INTERVAL (60) seconds, logged at INFO and again each interval
+# (vllm 0.32.0, vllm/distributed/device_communicators/shm_broadcast.py, LONG_WAIT_TIME_LOG_MSG).
+# vLLM's own text says it may be a hang or slow work (compilation, quantization): it is not a
+# failure, and not progress either, so an engine that prints it every minute and nothing
+# else is still a stall.
+WAITING = re.compile(r"No available shared memory broadcast block found in \d+ seconds")
 
 # With the Ray executor every rank's output reaches the head's `vllm serve` log through
 # Ray, each line prefixed with the process it came from, in color: "(RayWorkerProc pid=114,
@@ -74,12 +83,23 @@ def scan(text, failures=(), nodes=None):
 
     nodes: [{name, address}] of the plan, the log's own node first (the head's with Ray, a
     follower's own with mp): a line without Ray's prefix is that node's; a line from an
-    address not in it is named by that address."""
+    address not in it is named by that address.
+
+    The load ends with the API server's start line: lines after it are the serving's (the
+    readiness check and status judge those), not the load's, and match no failure here.
+    Also returned: `active`, how many lines are not vLLM's waiting notice (WAITING),
+    `waiting`, that notice when the log ends with it (nothing else came since), and `mark`,
+    a key of the content without the notices (progress_at)."""
     nodes = nodes or []
     names = {str(n.get("address")): n.get("name") for n in nodes if isinstance(n, dict)}
     here = nodes[0].get("name") if nodes and isinstance(nodes[0], dict) else None
     progress, failure, ranks = [], None, {}
+    active, waiting, last_active, served = 0, None, "", False
     for line in lines_of(text):
+        if WAITING.search(line):
+            waiting = line.strip()[-300:]
+            continue
+        active, waiting, last_active = active + 1, None, line
         ip = origin(line)
         node = names.get(ip, ip) if ip else here
         for stage, rx in STAGES:
@@ -94,14 +114,35 @@ def scan(text, failures=(), nodes=None):
                 if node:
                     ranks[node] = stage
                 break
-        if failure is None:
+        if failure is None and not served:
             for row, rx in failures:
                 if rx.search(line):
                     failure = {"id": row.get("id"), "title": row.get("title"), "fix": row.get("fix"),
                                "source": row.get("source"), "line": line.strip()[-300:], "node": node}
                     break
+        served = served or bool(progress) and progress[-1]["stage"] == "api server"
     return {"progress": progress, "stage": progress[-1]["stage"] if progress else "starting", "failure": failure,
-            "nodes": ranks}
+            "nodes": ranks, "active": active, "waiting": waiting, "mark": progress_mark(active, last_active)}
+
+
+def progress_mark(active, last_active):
+    """A short key of the log's content without the waiting notices: it changes when a line
+    other than the notice comes (the count alone would not, once the log outgrows the tail
+    that is read)."""
+    return "%d-%s" % (active, hashlib.sha1(last_active.encode("utf-8", "replace")).hexdigest()[:12])
+
+
+def progress_at(seen, now, mtime, mark_before=None, at_before=None):
+    """When the log last showed progress, in the node's clock (seconds): its mtime when its
+    last line is not vLLM's waiting notice; while it ends with notices, the time the same
+    content was first seen (at_before, carried from the previous look with its mark), or now
+    when the content changed since (new lines, then notices: at most one look late).
+    now - progress_at(...) is the stall age."""
+    if not seen["waiting"]:
+        return mtime or now
+    if mark_before == seen["mark"] and at_before:
+        return min(int(at_before), now)
+    return now
 
 
 def describe(entry):

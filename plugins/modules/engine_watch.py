@@ -16,10 +16,17 @@ description:
     plugin calls the module once per O(wait)).
   - Fails at once, with the explanation and the fix, when the log shows a line of
     O(known_failures) (the C(patterns) of C(recipes/known_failures.yml)), when the engine
-    process has exited, or when the log has not moved for O(stall_timeout) seconds
+    process has exited, or when the log has shown no progress for O(stall_timeout) seconds
     (field reports of a load stopped at layer 57 for 30 minutes, KF-3, and of a graph capture
     spinning for 34 minutes). The failure names the process state (a stopped process
     shows C(T)) and quotes the last log lines.
+  - vLLM's notice "No available shared memory broadcast block found in 60 seconds", which it
+    logs at INFO every minute while a process waits (a hang, or slow work such as the
+    first request's kernel compilation), is neither a failure nor progress. An engine that
+    logs only that notice stalls at O(stall_timeout) as a silent one does.
+  - Only the load is judged. Log lines after the API server's start line belong to the
+    serving, so they fail no watch. The readiness check and C(playbooks/status.yml) judge
+    the serving.
   - With the Ray executor every rank's lines reach the head's log through Ray, each
     prefixed with the address of the node it came from; given O(nodes), the watch reports
     the stage each node's ranks reached and names the node of a known fatal line.
@@ -65,9 +72,17 @@ options:
     type: int
     default: 30
   stall_timeout:
-    description: Fail when the log has not grown for this many seconds.
+    description: Fail when the log has shown no progress (lines other than vLLM's waiting notice) for this many seconds.
     type: int
     default: 600
+  progress_mark:
+    description:
+      - The RV(progress_mark) of the previous call, so that a wait on vLLM's notice counts across calls.
+      - The action plugin passes it on. Give it yourself only when you call the module directly.
+    type: str
+  progress_at:
+    description: The RV(progress_at) of the previous call, with O(progress_mark).
+    type: int
   poll:
     description: Seconds between two looks.
     type: float
@@ -130,7 +145,19 @@ state:
   returned: always
   type: str
 log_age:
-  description: Seconds since the log last grew.
+  description: Seconds since the log last showed progress (a line other than vLLM's waiting notice).
+  returned: always
+  type: int
+waiting:
+  description: vLLM's waiting notice, when the log ends with it (no other line came since).
+  returned: always
+  type: str
+progress_mark:
+  description: A key of the log's content without vLLM's waiting notices (for the next call).
+  returned: always
+  type: str
+progress_at:
+  description: When the log last showed progress, in the node's clock (seconds since the epoch).
   returned: always
   type: int
 nodes:
@@ -179,7 +206,7 @@ def look(module, docker, p):
         module.fail_json(msg="unexpected probe output from %s: %r" % (p["container"], head))
     if state in ("Z", "X"):
         state = "exited"
-    return state, max(0, now - mtime) if mtime else 0, log
+    return state, now, mtime, log
 
 
 def healthy(url):
@@ -202,6 +229,8 @@ def main():
             poll=dict(type="float", default=3),
             known_failures=dict(type="list", elements="dict", default=[]),
             nodes=dict(type="list", elements="dict", default=[]),
+            progress_mark=dict(type="str"),
+            progress_at=dict(type="int"),
             tail_lines=dict(type="int", default=40),
             command_timeout=dict(type="int", default=30),
             **_docker.OPTIONS
@@ -217,12 +246,19 @@ def main():
     docker = module.get_bin_path("docker", required=True)
 
     deadline = time.monotonic() + p["wait"]
+    mark, at = p["progress_mark"], p["progress_at"]
     while True:
-        state, age, log = look(module, docker, p)
+        state, now, mtime, log = look(module, docker, p)
         seen = _enginelog.scan(log, failures, p["nodes"])
+        at = _enginelog.progress_at(seen, now, mtime, mark, at)
+        mark = seen["mark"]
+        age = max(0, now - at)
         summary = _enginelog.describe(seen["progress"][-1] if seen["progress"] else None)
+        if seen["waiting"]:
+            summary += "; vLLM waits on its shared-memory broadcast (a hang or slow work)"
         result = dict(changed=False, stage=seen["stage"], summary=summary, progress=seen["progress"],
-                      state=state, log_age=age, nodes=seen["nodes"])
+                      state=state, log_age=age, nodes=seen["nodes"], waiting=seen["waiting"],
+                      progress_mark=mark, progress_at=at)
         tail = _enginelog.lines_of(log)[-p["tail_lines"]:]
         f = seen["failure"]
         if f:
@@ -237,8 +273,10 @@ def main():
             module.exit_json(ready=True, **result)
         if age >= p["stall_timeout"]:
             module.fail_json(msg="the load stalled: no log progress for %ds (stall_timeout %ds), engine process "
-                                 "state %s%s; last progress: %s" % (
-                                     age, p["stall_timeout"], state, " (stopped)" if state == "T" else "", summary),
+                                 "state %s%s; last progress: %s%s" % (
+                                     age, p["stall_timeout"], state, " (stopped)" if state == "T" else "", summary,
+                                     "; the log ends with vLLM's notice: %s" % seen["waiting"] if seen["waiting"]
+                                     else ""),
                              tail=tail, **result)
         if time.monotonic() >= deadline:
             module.exit_json(ready=False, **result)
