@@ -42,3 +42,10 @@ def test_governor_drop_in_for_every_core(host):
 def test_memory_drop_ins_still_there(host):
     assert "vm.swappiness = 1" in host.file("/etc/sysctl.d/60-sparkops-memory.conf").content_string.splitlines()
     assert host.file("/etc/security/limits.d/60-sparkops-memlock.conf").contains("memlock")
+
+
+def test_the_display_manager_is_stopped_and_disabled_and_the_node_boots_headless(host):
+    # prepare.yml enabled and started a unit under gdm3's name and set graphical.target
+    gdm = host.service("gdm3")
+    assert not gdm.is_running and not gdm.is_enabled
+    assert host.check_output("systemctl get-default") == "multi-user.target"
