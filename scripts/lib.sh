@@ -106,7 +106,8 @@ ensure_venv() {
 }
 
 bootstrap() {
-  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync  # rsync: model_copy's unit tests
+  # rsync: model_copy's unit tests run the real one; iputils-ping: rail_ping's
+  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync iputils-ping
   ensure_venv
   ensure_docker
   # An installed copy of this collection (an older molecule prerun, ansible-galaxy)
