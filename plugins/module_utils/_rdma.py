@@ -125,6 +125,15 @@ def _read(path):
         return None
 
 
+def with_mtu(ports, root="/sys"):
+    """The ports, each with its netdev's MTU from sysfs (None when the netdev is not there)."""
+    out = []
+    for port in ports:
+        raw = _read(os.path.join(root, "class", "net", port["netdev"], "mtu")) if port.get("netdev") else None
+        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None))
+    return out
+
+
 def select(ports, devices=None, netdevs=None):
     """Keep the ports whose device and netdev match the shell patterns given."""
     def match(value, patterns):

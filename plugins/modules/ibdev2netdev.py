@@ -18,6 +18,7 @@ description:
   - On a DGX Spark each 200G ConnectX-7 port appears as two netdevs on two PCIe
     domains (C(rocep1s0f1)/C(roceP2p1s0f1)); both halves must be up for full
     bandwidth. A port with one half down is reported in RV(half_ports) and as a warning.
+  - Each port comes with its netdev's MTU, read from sysfs.
   - Never reports C(changed).
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)
@@ -51,7 +52,7 @@ options:
     type: int
     default: 0
   sysfs_root:
-    description: Root of the sysfs tree, for the sysfs source.
+    description: Root of the sysfs tree, for the sysfs source and the netdevs' MTU (read from sysfs whatever the source).
     type: path
     default: /sys
 """
@@ -85,6 +86,7 @@ ports:
     netdev: {description: "Network interface of the port.", type: str, returned: always, sample: enp1s0f1np1}
     state: {description: "C(Up) or C(Down) (the netdev's link).", type: str, returned: always, sample: Up}
     up: {description: "Whether the netdev is up.", type: bool, returned: always, sample: true}
+    mtu: {description: "The netdev's MTU (from sysfs), or null when it cannot be read.", type: int, returned: always, sample: 9000}
     port_state: {description: "RDMA port state (C(-v) form and sysfs).", type: str, returned: when known, sample: ACTIVE}
     pci: {description: "PCI address (C(-v) form).", type: str, returned: with verbose, sample: "0000:01:00.1"}
     firmware: {description: "Firmware version (C(-v) form).", type: str, returned: with verbose, sample: 28.45.4028}
@@ -163,7 +165,7 @@ def main():
         ports = _rdma.read_sysfs(p["sysfs_root"])
         source = "sysfs"
 
-    ports = _rdma.select(ports, p["devices"], p["netdevs"])
+    ports = _rdma.with_mtu(_rdma.select(ports, p["devices"], p["netdevs"]), p["sysfs_root"])
     result = _rdma.summarize(ports)
     for warning in result["half_ports"]:
         module.warn(warning)

@@ -91,3 +91,14 @@ def test_sysfs_fallback(tmp_path):
         ("rocep1s0f1", "enp1s0f1np1", "Up", "ACTIVE"),
     ]
     assert _rdma.read_sysfs(str(tmp_path / "nothing")) == []
+
+
+def test_each_port_gets_its_netdevs_mtu_from_sysfs(tmp_path):
+    ports = _rdma.parse_ibdev2netdev(fixture("ibdev2netdev_dgxspark_spark1_two_up_two_down.txt"))
+    (tmp_path / "class/net/enp1s0f1np1").mkdir(parents=True)
+    (tmp_path / "class/net/enp1s0f1np1/mtu").write_text("9000\n")
+    (tmp_path / "class/net/enP2p1s0f1np1").mkdir(parents=True)
+    (tmp_path / "class/net/enP2p1s0f1np1/mtu").write_text("\xff\n")  # broken bytes: unknown, not an error
+    mtus = {p["netdev"]: p["mtu"] for p in _rdma.with_mtu(ports, str(tmp_path))}
+    assert mtus["enp1s0f1np1"] == 9000 and mtus["enP2p1s0f1np1"] is None
+    assert all(m is None for n, m in mtus.items() if n not in ("enp1s0f1np1",))
