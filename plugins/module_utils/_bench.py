@@ -161,7 +161,8 @@ def verdict(levels, band=None, bound=None):
         out["band_status"] = "below" if tok_s < low else "above" if tok_s > high else "within"
     if bound and tok_s is not None:
         out["bound_tok_s"] = bound["tok_s"]
-        out["fraction_of_bound"] = round(tok_s / bound["tok_s"], 3)
+        # three significant digits: a CPU engine at 8 tok/s of a 31,000 tok/s bound is 0.000257, not 0.0
+        out["fraction_of_bound"] = float("%.3g" % (tok_s / bound["tok_s"]))
     return out
 
 
@@ -176,7 +177,7 @@ def describe(v):
     else:
         text += ", no expected band in the recipe"
     if v["fraction_of_bound"] is not None:
-        text += ", %.1f%% of the memory-bandwidth bound %.1f tok/s" % (100 * v["fraction_of_bound"], v["bound_tok_s"])
+        text += ", %.3g%% of the memory-bandwidth bound %.1f tok/s" % (100 * v["fraction_of_bound"], v["bound_tok_s"])
     return text + "; peak output %.1f tok/s; %d errors" % (v["peak_output_tok_s"], v["errors"])
 
 
