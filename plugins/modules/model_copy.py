@@ -37,7 +37,9 @@ options:
     type: path
     required: true
   dest:
-    description: rsync's destination, as rsync takes it (C(user@address:) with a forced C(rrsync) on the receiver).
+    description:
+      - rsync's destination, as rsync takes it (C(user@address:) with a forced C(rrsync) on the receiver, or
+        C(rsync://user@address:port/module/) for an rsync daemon).
     type: str
     required: true
   files:
