@@ -3,6 +3,9 @@
 # Usage (as root, on the machine the simulated nodes run on):
 #   bash scripts/bench.sh sync [ansible-playbook -e options]
 #     the weights distribution (scripts/bench/sync.yml): benchmarks/sync-<UTC time>.json and .png
+#   bash scripts/bench.sh scale [N ...]
+#     the deploy from scratch, a second deploy and the teardown at 4 and 8 nodes (or N ...,
+#     2 to 8; scripts/bench/scale.py): benchmarks/scale-<UTC time>.json and .png
 . "$(dirname "$0")/lib.sh"
 cd "$REPO"
 what=${1:-}; shift || true
@@ -17,8 +20,19 @@ case $what in
     stage report python3 scripts/bench_report.py "$raw" "$stem"
     summary
     ;;
+  scale)
+    # the deploy at 4 and 8 nodes (or the sizes given): molecule's cluster makes room first
+    stage bootstrap bootstrap
+    stage images build_images
+    stage "molecule's cluster removed" molecule destroy -s cluster
+    stem=$REPO/benchmarks/scale-$(date -u +%Y%m%dT%H%M%SZ)
+    raw=$CACHE/bench-scale-raw.json
+    stage "deploy at ${*:-4 8} nodes" python3 scripts/bench/scale.py "$raw" ${@:-4 8}
+    stage report python3 scripts/bench_report.py "$raw" "$stem"
+    summary
+    ;;
   *)
-    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...]" >&2
+    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...]" >&2
     exit 2
     ;;
 esac

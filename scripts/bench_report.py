@@ -1,13 +1,16 @@
 # Copyright (c) sparkops.cluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rates and ratios of a weights-distribution benchmark (scripts/bench/sync.yml writes the
-measurements: bytes and seconds), written as one JSON file and one PNG plot:
+measurements: bytes and seconds), or the phases of a scale benchmark (scripts/bench/scale.py:
+the deploy at several cluster sizes), written as one JSON file and one PNG plot:
 
   python3 scripts/bench_report.py RAW.json OUT_STEM
 
 writes OUT_STEM.json and OUT_STEM.png. Every rate is in GB/s (10^9 bytes per second). A
 copy round's time is the slowest receiver's streams plus the slowest receiver's exact
-rsync pass (the receivers run each step at the same time).
+rsync pass (the receivers run each step at the same time). A round's transport is the
+role's model_sync_transport (ssh, or rsyncd: the rsync daemon without ssh's cipher); the
+image rounds time the engine image's archive crossing the rail as one rsync per node.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ def report(raw):
     raw_read = rate(read_bytes, read_s)
     tcp = rate(tcp_bytes, tcp_s)
     hashing = rate(nbytes, raw["head_checksum_seconds"])
-    rounds = []
+    rounds, image_rounds = [], []
+    image = raw.get("image") or None
     for r in raw["rounds"]:
         copy_s = max(r["stream_seconds"]) + max(r["pass_seconds"])
-        per_node = rate(nbytes, copy_s)
-        rounds.append({
+        what = r.get("what", "weights")
+        per_node = rate(int(image["bytes"]) if what == "image" else nbytes, copy_s)
+        (image_rounds if what == "image" else rounds).append({
+            "transport": r.get("transport", "ssh"),
             "streams": r["streams"], "receivers": len(r["receivers"]),
             "copy_seconds": round(copy_s, 2), "role_seconds": round(max(r["role_seconds"]), 2),
             "per_node_gb_s": per_node,
@@ -43,9 +49,15 @@ def report(raw):
             "per_node_of_one_tcp_stream": ratio(per_node, tcp),
             "aggregate_of_head_raw_read": ratio(per_node * len(r["receivers"]) if per_node else None, raw_read),
         })
-    single = next((r for r in rounds if r["streams"] == 1), None)
+    # the reference: one rsync over ssh, as model_sync copied before streams and the daemon
+    single = next((r for r in rounds if r["streams"] == 1 and r["transport"] == "ssh"), None)
     for r in rounds:
         r["speedup_over_one_rsync"] = ratio(single["copy_seconds"], r["copy_seconds"]) if single else None
+    if image:
+        image = {"image": image["image"], "bytes": int(image["bytes"]), "export_seconds": round(float(image["export_seconds"]), 2),
+                 "export_gb_s": rate(int(image["bytes"]), float(image["export_seconds"])),
+                 "export_of_head_raw_read": ratio(rate(int(image["bytes"]), float(image["export_seconds"])), raw_read),
+                 "copies": image_rounds}
     return {
         "nodes": raw["nodes"],
         "page_cache_dropped": raw.get("page_cache_dropped", True),
@@ -55,6 +67,7 @@ def report(raw):
         "head_checksums_gb_s": hashing,
         "head_checksums_of_raw_read": ratio(hashing, raw_read),
         "copies": rounds,
+        "image": image,
         "raw": raw,
     }
 
@@ -66,11 +79,21 @@ def plot(result, path):
 
     labels = ["disk read (head)", "1 TCP stream (rail1)", "checksums (head)"]
     values = [result["head_raw_read_gb_s"], result["one_tcp_stream_rail1_gb_s"], result["head_checksums_gb_s"]]
+    colors = ["#777"] * 3
     for r in result["copies"]:
-        labels.append("copy, %d stream%s\nper node" % (r["streams"], "" if r["streams"] == 1 else "s"))
+        labels.append("weights, %s\n%d stream%s, per node" % (r["transport"], r["streams"], "" if r["streams"] == 1 else "s"))
         values.append(r["per_node_gb_s"])
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
-    bars = ax.bar(range(len(values)), [v or 0 for v in values], color=["#777"] * 3 + ["#2a7"] * len(result["copies"]))
+        colors.append("#2a7" if r["transport"] == "ssh" else "#27a")
+    if result.get("image"):
+        labels.append("image export\n(docker save)")
+        values.append(result["image"]["export_gb_s"])
+        colors.append("#a72")
+        for r in result["image"]["copies"]:
+            labels.append("image archive, %s\nper node" % r["transport"])
+            values.append(r["per_node_gb_s"])
+            colors.append("#a72")
+    fig, ax = plt.subplots(figsize=(max(10, 1.1 * len(values)), 4.5), dpi=100)
+    bars = ax.bar(range(len(values)), [v or 0 for v in values], color=colors)
     for column, value in zip(bars, values):
         ax.annotate("%.2f" % (value or 0), (column.get_x() + column.get_width() / 2, column.get_height()), ha="center",
                     va="bottom")
@@ -84,11 +107,65 @@ def plot(result, path):
     plt.close(fig)
 
 
+PHASES = (("deploy", "orchestration_seconds", "deploy from scratch, orchestration"),
+          ("deploy", "load_seconds", "deploy from scratch, model load"),
+          ("second_deploy", "seconds", "second deploy (0 changed)"),
+          ("teardown", "seconds", "teardown"))
+
+
+def scale_report(raw):
+    """A scale benchmark (scripts/bench/scale.py): each phase per cluster size, and the ratio of
+    the largest cluster's time to the smallest's."""
+    runs = sorted(raw["runs"], key=lambda r: r["nodes"])
+    small, large = runs[0], runs[-1]
+    table = []
+    for phase, key, label in PHASES:
+        row = {"phase": label, "seconds": {str(r["nodes"]): r[phase][key] for r in runs}}
+        row["ratio_%d_to_%d" % (large["nodes"], small["nodes"])] = ratio(large[phase][key], small[phase][key])
+        table.append(row)
+    return {"when": raw["when"], "cpus": raw["cpus"], "nodes": [r["nodes"] for r in runs], "phases": table,
+            "tasks_run": {str(r["nodes"]): {p: r[p]["tasks_run"] for p in ("deploy", "second_deploy", "teardown")}
+                          for r in runs},
+            "raw": raw}
+
+
+def scale_plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [str(n) for n in result["nodes"]]
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    width = 0.8 / len(sizes)
+    for i, size in enumerate(sizes):
+        values = [row["seconds"][size] for row in result["phases"]]
+        bars = ax.bar([x + i * width for x in range(len(values))], values, width, label="%s nodes" % size)
+        for column, value in zip(bars, values):
+            ax.annotate("%.0f" % value, (column.get_x() + column.get_width() / 2, column.get_height()), ha="center",
+                        va="bottom", fontsize=8)
+    ax.set_xticks([x + width * (len(sizes) - 1) / 2 for x in range(len(result["phases"]))],
+                  [row["phase"] for row in result["phases"]], fontsize=8)
+    ax.set_ylabel("seconds")
+    ax.legend()
+    ax.set_title("Deploy phases by cluster size (simulated cluster, %d CPUs)" % result["cpus"])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as fh:
         raw = json.load(fh)
+    if "runs" in raw:  # scripts/bench/scale.py
+        result = scale_report(raw)
+        with open(sys.argv[2] + ".json", "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+            fh.write("\n")
+        scale_plot(result, sys.argv[2] + ".png")
+        print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=2))
+        return
     result = report(raw)
     with open(sys.argv[2] + ".json", "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2)

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""The deploy at several cluster sizes, measured (scripts/bench.sh scale runs it; not a test).
+
+    scale.py RAW.json N [N ...]
+
+For each N: the simulated cluster of N nodes (scripts/bench/cluster.py), the weights on the
+head (molecule/cluster/prepare.yml), then, each timed and read back from Ansible's JSON
+callback: the deploy from scratch, a second deploy (it must change nothing), the teardown;
+then the cluster is removed. The recipe is the simulation's (inventory/simulated, sim.yml)
+with tensor parallel N across the N nodes. The model's load is the load watch and the first
+completion of the deploy (vLLM's work); the rest is orchestration. Writes RAW.json;
+scripts/bench_report.py scale turns it into rates, ratios and a plot. Run as root on the
+machine whose Docker engine runs the nodes, from a checkout with the test venv on PATH.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SIM = REPO / "inventory" / "simulated" / "group_vars" / "sparkops_nodes" / "sim.yml"
+CLUSTER = [sys.executable, str(REPO / "scripts" / "bench" / "cluster.py")]
+# the tasks of the deploy whose time is vLLM's own load, not the orchestration's
+LOAD_TASKS = ("Wait for the model to load", "One chat completion returns tokens")
+RUN_TIMEOUT = 3600
+
+
+def overrides(nodes):
+    """The simulation's recipe overrides with the cluster's size and tensor parallel size."""
+    sim = yaml.safe_load(SIM.read_text())["sparkops_recipe_overrides"]
+    sim = dict(sim, nodes=nodes, parallelism=dict(sim.get("parallelism") or {}, tensor=nodes, pipeline=1))
+    return {"sparkops_recipe_overrides": sim}
+
+
+def playbook(inventory, path, extra, label):
+    """One ansible-playbook run with the JSON callback: its seconds, per-host stats, the
+    seconds of the load tasks, and the number of tasks that ran on a node."""
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    argv = ["ansible-playbook", "-i", str(inventory), str(path), "-e", "@" + extra]
+    began = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=RUN_TIMEOUT)
+    seconds = time.monotonic() - began
+    out = proc.stdout
+    doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    if proc.returncode != 0:
+        failed = [(t["task"]["name"], h, r.get("msg")) for p in doc["plays"] for t in p["tasks"]
+                  for h, r in t["hosts"].items() if r.get("failed") and not r.get("ignore_errors")]
+        sys.exit("%s failed (rc %d): %s" % (label, proc.returncode, failed[:3]))
+    load = 0.0
+    ran = 0
+    for play in doc["plays"]:
+        for task in play["tasks"]:
+            d = task["task"]["duration"]
+            took = (datetime.datetime.fromisoformat(d["end"].replace("Z", "+00:00"))
+                    - datetime.datetime.fromisoformat(d["start"].replace("Z", "+00:00"))).total_seconds()
+            if any(task["task"]["name"].split(" : ")[-1].startswith(name) for name in LOAD_TASKS):
+                load += took
+            if any(not r.get("skipped") for r in task["hosts"].values()):
+                ran += 1
+    return {"seconds": round(seconds, 2), "load_seconds": round(load, 2),
+            "orchestration_seconds": round(seconds - load, 2), "tasks_run": ran,
+            "changed": {h: s["changed"] for h, s in doc["stats"].items()}}
+
+
+def measure(nodes, workdir):
+    inventory = Path(workdir) / ("inventory-%d" % nodes)
+    extra = str(Path(workdir) / ("overrides-%d.json" % nodes))
+    Path(extra).write_text(json.dumps(overrides(nodes)))
+    subprocess.run(CLUSTER + ["up", str(nodes), str(inventory)], check=True, timeout=600)
+    try:
+        subprocess.run(["ansible-playbook", "-i", str(inventory), "molecule/cluster/prepare.yml"], cwd=REPO,
+                       check=True, capture_output=True, timeout=600)
+        first = playbook(inventory, "playbooks/deploy-qwen397b.yml", extra, "deploy at %d nodes" % nodes)
+        second = playbook(inventory, "playbooks/deploy-qwen397b.yml", extra, "second deploy at %d nodes" % nodes)
+        teardown = playbook(inventory, "playbooks/teardown.yml", extra, "teardown at %d nodes" % nodes)
+    finally:
+        subprocess.run(CLUSTER + ["down", str(inventory)], check=False, timeout=600)
+    if any(second["changed"].values()):
+        sys.exit("the second deploy at %d nodes changed %s: not a run with nothing to change" % (nodes, second["changed"]))
+    return {"nodes": nodes, "deploy": first, "second_deploy": second, "teardown": teardown}
+
+
+def main(argv):
+    if len(argv) < 3 or not all(a.isdigit() for a in argv[2:]):
+        sys.exit(__doc__)
+    with tempfile.TemporaryDirectory(prefix="sparkops-bench-") as workdir:
+        runs = [measure(int(n), workdir) for n in argv[2:]]
+    raw = {"when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "cpus": os.cpu_count(), "runs": runs}
+    Path(argv[1]).write_text(json.dumps(raw, indent=2) + "\n")
+    print(json.dumps(raw, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
