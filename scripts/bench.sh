@@ -6,6 +6,9 @@
 #   bash scripts/bench.sh scale [N ...]
 #     the deploy from scratch, a second deploy and the teardown at 4 and 8 nodes (or N ...,
 #     2 to 8; scripts/bench/scale.py): benchmarks/scale-<UTC time>.json and .png
+#   bash scripts/bench.sh serving [ansible-playbook -e options]
+#     our serving benchmark against vllm bench serve on the served simulated cluster
+#     (scripts/bench/serving.yml): benchmarks/serving-<UTC time>.json and .png
 . "$(dirname "$0")/lib.sh"
 cd "$REPO"
 what=${1:-}; shift || true
@@ -31,8 +34,20 @@ case $what in
     stage report python3 scripts/bench_report.py "$raw" "$stem"
     summary
     ;;
+  serving)
+    # our benchmark and vllm bench serve on the served simulated cluster (deployed if needed)
+    stage bootstrap bootstrap
+    stage images build_images
+    stage "simulated cluster" cluster_up
+    stage deploy ansible-playbook -i inventory/simulated playbooks/deploy-qwen397b.yml
+    stem=$REPO/benchmarks/serving-$(date -u +%Y%m%dT%H%M%SZ)
+    raw=$CACHE/bench-serving-raw.json
+    stage "ours and vllm bench serve" ansible-playbook -i inventory/simulated scripts/bench/serving.yml -e sparkops_recipe=qwen397b -e "bench_out=$raw" "$@"
+    stage report python3 scripts/bench_report.py "$raw" "$stem"
+    summary
+    ;;
   *)
-    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...]" >&2
+    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | serving [-e bench_requests=16 ...]" >&2
     exit 2
     ;;
 esac

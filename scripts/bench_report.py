@@ -153,17 +153,72 @@ def scale_plot(result, path):
     plt.close(fig)
 
 
+def serving_report(raw):
+    """Our benchmark against `vllm bench serve` (scripts/bench/serving.yml), level by level:
+    our decode tok/s (each request's tokens after the first over its decode time, averaged)
+    against vLLM's 1/TPOT (median and mean), our TTFT p50 against vLLM's median."""
+    levels = []
+    for ours, theirs in zip(raw["ours"], raw["vllm"]):
+        tpot_med, tpot_mean = theirs.get("median_tpot_ms"), theirs.get("mean_tpot_ms")
+        vllm_decode = round(1000.0 / tpot_med, 2) if tpot_med else None
+        level = {
+            "concurrency": ours["concurrency"], "requests": {"ours": ours["completed"], "vllm": theirs.get("completed")},
+            "prompt_tokens": {"ours (server count)": ours["prompt_tokens"],
+                              "vllm (its prompts, without the chat template)": round(theirs["total_input_tokens"]
+                                                                                    / theirs["completed"], 1)
+                              if theirs.get("completed") else None},
+            "decode_tok_s": {"ours": ours["decode_tok_s"], "vllm 1/median TPOT": vllm_decode,
+                             "vllm 1/mean TPOT": round(1000.0 / tpot_mean, 2) if tpot_mean else None},
+            "ttft_p50_ms": {"ours": ours["ttft_ms"]["p50"], "vllm": theirs.get("median_ttft_ms")},
+            "ttft_p99_ms": {"ours": ours["ttft_ms"]["p99"], "vllm": theirs.get("p99_ttft_ms")},
+            "itl_p50_ms": {"ours": ours["itl_ms"]["p50"], "vllm": theirs.get("median_itl_ms")},
+            "output_tok_s": {"ours": ours["output_tok_s"], "vllm": theirs.get("output_throughput")},
+        }
+        level["decode_ours_to_vllm"] = ratio(ours["decode_tok_s"], vllm_decode)
+        level["ttft_p50_ours_to_vllm"] = ratio(ours["ttft_ms"]["p50"], theirs.get("median_ttft_ms"))
+        level["decode_within_10_percent"] = (level["decode_ours_to_vllm"] is not None
+                                             and abs(level["decode_ours_to_vllm"] - 1) <= 0.10)
+        level["ttft_p50_within_20_percent"] = (level["ttft_p50_ours_to_vllm"] is not None
+                                               and abs(level["ttft_p50_ours_to_vllm"] - 1) <= 0.20)
+        levels.append(level)
+    return {"model": raw["model"], "requests": raw["requests"], "max_tokens": raw["max_tokens"],
+            "template_tokens": raw["template_tokens"], "levels": levels, "raw": raw}
+
+
+def serving_plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=100)
+    conc = [str(lv["concurrency"]) for lv in result["levels"]]
+    for ax, key, sub, title in ((left, "decode_tok_s", ("ours", "vllm 1/median TPOT"), "decode tok/s per request"),
+                                (right, "ttft_p50_ms", ("ours", "vllm"), "TTFT p50 (ms)")):
+        for i, who in enumerate(sub):
+            values = [lv[key][who] or 0 for lv in result["levels"]]
+            ax.bar([x + i * 0.4 for x in range(len(conc))], values, 0.4, label=who)
+        ax.set_xticks([x + 0.2 for x in range(len(conc))], ["concurrency " + c for c in conc])
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.suptitle("sparkops serving_benchmark vs vllm bench serve, %d requests of %d tokens per level"
+                 % (result["requests"], result["max_tokens"]))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as fh:
         raw = json.load(fh)
-    if "runs" in raw:  # scripts/bench/scale.py
-        result = scale_report(raw)
+    kind = "scale" if "runs" in raw else raw.get("kind", "sync")  # scripts/bench/scale.py, serving.yml, sync.yml
+    if kind in ("scale", "serving"):
+        result = scale_report(raw) if kind == "scale" else serving_report(raw)
         with open(sys.argv[2] + ".json", "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
             fh.write("\n")
-        scale_plot(result, sys.argv[2] + ".png")
+        (scale_plot if kind == "scale" else serving_plot)(result, sys.argv[2] + ".png")
         print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=2))
         return
     result = report(raw)
