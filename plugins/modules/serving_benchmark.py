@@ -50,7 +50,8 @@ options:
     default: 512
   requests:
     description:
-      - Requests sent at this level; defaults to twice O(concurrency), at least 4.
+      - Requests sent at this level; defaults to twice O(concurrency), at least 16 (so that p50 and p99 are of
+        enough requests to differ).
       - Fewer requests than O(concurrency) run at concurrency O(requests); the level then
         reports that concurrency, with C(concurrency_requested) beside it and a warning.
     type: int
@@ -187,7 +188,8 @@ def main():
     for name in ("concurrency", "prompt_words", "max_tokens", "timeout"):
         if p[name] < 1:
             module.fail_json(msg="%s must be 1 or more, got %d" % (name, p[name]))
-    total = p["requests"] if p["requests"] is not None else max(4, 2 * p["concurrency"])
+    # at least 16: a p99 of 4 requests is their maximum
+    total = p["requests"] if p["requests"] is not None else max(16, 2 * p["concurrency"])
     if total < 1:
         module.fail_json(msg="requests must be 1 or more, got %d" % total)
     # fewer requests than concurrency never reach it: the level is measured at what runs
