@@ -73,3 +73,39 @@ def test_a_path_the_results_do_not_hold_is_named():
         differs({"results": []}, "/etc/x", "x")
     with pytest.raises(AnsibleFilterError, match="give a registered stat result"):
         differs("text", content="x")
+
+
+def test_file_facts_reads_several_files_in_one_call_and_the_filter_takes_it(run_module, dropin, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import file_facts
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(dropin)
+    paths = [str(dropin), str(tmp_path / "missing"), str(tmp_path / "dir"), str(tmp_path / "link")]
+    failed, r = run_module(file_facts, {"paths": paths})
+    assert not failed and not r["changed"] and list(r["files"]) == paths
+    f = r["files"]
+    # the same figures as ansible.builtin.stat's
+    st = stat_of(run_module, dropin)["stat"]
+    assert {k: f[str(dropin)][k] for k in ("mode", "pw_name", "gr_name", "checksum", "size")} == \
+        {k: st[k] for k in ("mode", "pw_name", "gr_name", "checksum", "size")}
+    assert f[paths[1]] == {"exists": False}
+    assert f[paths[2]]["isdir"] and "checksum" not in f[paths[2]]
+    assert f[paths[3]]["islnk"] and not f[paths[3]]["isreg"]  # the link itself, not its target
+    assert differs(r, str(dropin), "[Login]\nRemoveIPC=no\n", "0644", ME, MY_GROUP) is False
+    assert differs(r, paths[1], "x") is True and differs(r, paths[2], mode="0755") is True
+    with pytest.raises(AnsibleFilterError, match="file_facts read no /etc/other"):
+        differs(r, "/etc/other", "x")
+    failed, r = run_module(file_facts, {"paths": ["relative/path"]})
+    assert failed and r["msg"] == "paths must be absolute: relative/path"
+
+
+def test_a_directory_is_judged_as_one(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import file_facts
+    d = tmp_path / "ray"
+    d.mkdir(mode=0o700)
+    d.chmod(0o700)
+    failed, r = run_module(file_facts, {"paths": [str(d)]})
+    assert differs(r, str(d), mode="0700", owner=ME, group=MY_GROUP, kind="directory") is False
+    assert differs(r, str(d), mode="0755", kind="directory") is True
+    assert differs(r, str(d), mode="0700") is True  # a directory is no regular file
+    with pytest.raises(AnsibleFilterError, match="kind is file or directory"):
+        differs(r, str(d), kind="socket")

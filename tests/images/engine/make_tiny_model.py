@@ -2,8 +2,10 @@
 
 Test fixture for the simulated cluster: no model hub is reachable, so the engine
 image builds its own model. About 250 KB, a few seconds on one core. vLLM on CPU
-needs head_dim >= 32: hidden 256 with 4 heads gives 64. 4 attention heads and 2 KV heads
-divide by the simulated cluster's planned tensor parallel size (4), as a real plan's must.
+needs head_dim >= 32: hidden 256 with 8 heads gives 32. 8 attention heads divide by every
+tensor parallel size the simulated cluster plans (4 nodes, and 8 in scripts/bench.sh scale),
+as a real plan's must; its 2 KV heads are replicated at TP 4 and 8 (which vLLM does when the
+TP size is a multiple of them).
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def main(out: str) -> None:
         hidden_size=256,
         intermediate_size=512,
         num_hidden_layers=2,
-        num_attention_heads=4,
+        num_attention_heads=8,
         num_key_value_heads=2,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
