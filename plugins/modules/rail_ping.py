@@ -12,12 +12,12 @@ description:
   - On each rail of this node, sends one unfragmented ping (iputils C(ping -M do)) whose
     packet fills the rail's MTU (payload MTU - 28) to the same rail's address of every
     peer, and reports each link. A link at MTU 9000 end to end answers; a peer, a switch
-    port or this node at a smaller MTU does not (RoCE wants MTU 9000 on every hop: NVIDIA
+    port or this node at a smaller MTU does not (RoCE wants MTU 9000 on every hop, NVIDIA
     DGX Spark clustering guide).
   - All pings run at once, so one call takes about O(timeout) seconds whatever the number
     of peers. Each C(ping) may run O(timeout) + O(command_timeout) seconds before it is killed.
   - Sends pings only; never reports C(changed). Crossed cables are for
-    M(sparkops.cluster.rail_cabling): a ping can come back over crossed ports.
+    M(sparkops.cluster.rail_cabling), since a ping can come back over crossed ports.
 version_added: 0.2.0
 author: sparkops.cluster developers (@sparkops)
 requirements:
