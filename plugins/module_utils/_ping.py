@@ -65,7 +65,7 @@ def parse(text):
 
 def verdict(probe, parsed):
     """The probe's link: {rail, netdev, peer, address, size, ok, problem}."""
-    link = dict(probe, ok=bool(parsed["received"]), problem=None)
+    link = dict(probe, ok=bool(parsed["received"]), received=parsed["received"] or 0, problem=None)
     if link["ok"]:
         return link
     if parsed["local_mtu"] is not None:

@@ -68,6 +68,7 @@ LO = [{"name": "rail1", "netdev": "lo", "mtu": 9000}]
 
 
 def test_module_pings_every_peer_at_once(run_module):
+    # eight at once: one packet each lost a first reply 1 time in 20 here; three packets, none in 160 runs
     peers = [{"host": "self-%d" % i, "rails": [{"name": "rail1", "address": "127.0.0.%d" % i}]} for i in range(1, 9)]
     failed, r = run_module(rail_ping, {"rails": LO, "peers": peers, "host": "here", "timeout": 1})
     assert not failed and not r["changed"] and r["failures"] == []
