@@ -10,7 +10,12 @@ export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
 export PY_COLORS=0
 mkdir -p "$CACHE"
 
-STAGES=()
+# Each stage's line goes to a file, so that stages run in a background lane (a subshell)
+# are summed up with the others.
+STAGES_FILE=$CACHE/stages.txt
+FAILED_FILE=$CACHE/stages-failed.txt
+: > "$STAGES_FILE"
+: > "$FAILED_FILE"
 stage() {  # stage NAME command...: run one stage, print and remember its duration
   local name=$1; shift
   local start=$SECONDS rc=0 log
@@ -20,21 +25,20 @@ stage() {  # stage NAME command...: run one stage, print and remember its durati
   # in this shell (not a pipeline's subshell): bootstrap's PATH and the images' env stay
   "$@" > >(tee "$log") 2>&1 || rc=$?
   wait $! 2>/dev/null || true  # tee has written everything
-  [ $rc = 0 ] || FAILED_LOGS+=("$name=$log")
+  [ $rc = 0 ] || printf '%s=%s\n' "$name" "$log" >> "$FAILED_FILE"
   local took=$((SECONDS - start))
-  STAGES+=("$(printf '%-28s %5d s  %s' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")")")
+  printf '%-28s %5d s  %s\n' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")" >> "$STAGES_FILE"
   printf '=== %s: %d s (%s)\n' "$name" "$took" "$([ $rc = 0 ] && echo ok || echo "failed rc=$rc")"
   return $rc
 }
-FAILED_LOGS=()
 summary() {
   local entry
-  for entry in "${FAILED_LOGS[@]}"; do  # what failed, again at the end (a CI page shows the tail)
+  while IFS= read -r entry; do  # what failed, again at the end (a CI page shows the tail)
     printf '\n=== %s failed; its failed tasks (whole output in %s):\n' "${entry%%=*}" "${entry#*=}"
     python3 "$REPO/scripts/failed_tasks.py" "${entry#*=}" || true
-  done
+  done < "$FAILED_FILE"
   printf '\n=== stage durations\n'
-  printf '%s\n' "${STAGES[@]}"
+  cat "$STAGES_FILE"
   printf '%-28s %5d s\n' total "$SECONDS"
 }
 
