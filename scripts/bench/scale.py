@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 SIM = REPO / "inventory" / "simulated" / "group_vars" / "sparkops_nodes" / "sim.yml"
 CLUSTER = [sys.executable, str(REPO / "scripts" / "bench" / "cluster.py")]
 # the tasks of the deploy whose time is vLLM's own load, not the orchestration's
-LOAD_TASKS = ("Wait for the model to load", "One chat completion returns tokens")
+LOAD_TASKS = ("Wait for the model to load", "Read the API as a client would")
 RUN_TIMEOUT = 3600
 
 
