@@ -17,7 +17,7 @@ description:
   - All pings run at once, so one call takes about O(timeout) seconds whatever the number
     of peers. Each C(ping) may run O(timeout) + O(command_timeout) seconds before it is killed.
   - Each link gets O(count) packets 0.2 s apart and is up when one of them comes back. Pings
-    started at the same moment lose a first reply now and then (seen here with iputils 20221126:
+    started at the same moment lose a first reply now and then (seen here with iputils 20221126,
     1 in 20 of eight at once over loopback, always the first packet), so one packet alone
     would report a sound link as down.
   - Sends pings only; never reports C(changed). Crossed cables are for

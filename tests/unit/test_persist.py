@@ -9,6 +9,7 @@ import importlib.util
 import re
 
 import pytest
+import yaml
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._ray import cluster_state
 from conftest import REPO, fixture
@@ -163,10 +164,12 @@ def test_an_unreadable_config_is_named(tmp_path, capsys):
 
 
 def test_the_config_the_role_writes_is_what_the_program_reads():
-    """roles/ray_cluster/tasks/persist.yml writes these keys; the program reads no other."""
-    text = (REPO / "roles" / "ray_cluster" / "tasks" / "persist.yml").read_text()
-    written = {line.strip().split(":")[0] for line in text.split("__config:")[1].splitlines()[1:]
-               if line.startswith("          ") and not line.startswith("           ") and ":" in line}
+    """roles/ray_cluster/tasks/persist_on.yml writes these keys; the program reads no other."""
+    tasks = yaml.safe_load((REPO / "roles" / "ray_cluster" / "tasks" / "persist_on.yml").read_text())
+    configs = [task["vars"]["__config"] for block in tasks for task in block["block"]
+               if "__config" in task.get("vars", {})]
+    assert len(configs) == 1, configs
+    written = set(configs[0])
     source = (REPO / "roles" / "ray_cluster" / "files" / "engine_boot.py").read_text()
     read = set(re.findall(r'conf\["(\w+)"\]', source)) | set(re.findall(r'conf\.get\("(\w+)"\)', source))
     assert read <= written, read - written
