@@ -163,10 +163,11 @@ def serving_report(raw):
         vllm_decode = round(1000.0 / tpot_med, 2) if tpot_med else None
         level = {
             "concurrency": ours["concurrency"], "requests": {"ours": ours["completed"], "vllm": theirs.get("completed")},
-            "prompt_tokens": {"ours (server count)": ours["prompt_tokens"],
-                              "vllm (its prompts, without the chat template)": round(theirs["total_input_tokens"]
-                                                                                    / theirs["completed"], 1)
-                              if theirs.get("completed") else None},
+            "prompt_tokens": {
+                "ours (server count)": ours["prompt_tokens"],
+                "vllm (its prompts, without the chat template)": (
+                    round(theirs["total_input_tokens"] / theirs["completed"], 1) if theirs.get("completed") else None),
+            },
             "decode_tok_s": {"ours": ours["decode_tok_s"], "vllm 1/median TPOT": vllm_decode,
                              "vllm 1/mean TPOT": round(1000.0 / tpot_mean, 2) if tpot_mean else None},
             "ttft_p50_ms": {"ours": ours["ttft_ms"]["p50"], "vllm": theirs.get("median_ttft_ms")},

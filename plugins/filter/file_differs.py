@@ -87,8 +87,8 @@ def _stat_of(data, path):
     if isinstance(data, dict) and "results" in data:
         data = data["results"]
     if isinstance(data, list):
-        found = [r for r in data if isinstance(r, dict) and (r.get("item") == path
-                                                               or (r.get("invocation") or {}).get("module_args", {}).get("path") == path)]
+        found = [r for r in data if isinstance(r, dict)
+                 and (r.get("item") == path or (r.get("invocation") or {}).get("module_args", {}).get("path") == path)]
         if not found:
             raise AnsibleFilterError("file_differs: no stat result for %s among the %d given" % (path, len(data)))
         data = found[0]

@@ -135,7 +135,7 @@ def main():
             model=dict(type="str", required=True),
             api_key=dict(type="str", no_log=True),
             prompt=dict(type="str", default="Say hello."),
-            max_tokens=dict(type="int", default=16),
+            max_tokens=dict(type="int", default=16, no_log=False),
             completion_timeout=dict(type="int", default=120),
             timeout=dict(type="int", default=10),
             only_health=dict(type="bool", default=False),

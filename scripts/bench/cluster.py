@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The simulated cluster at any size, for scripts/bench.sh (not a test).
 
     cluster.py up N INVENTORY_DIR    N node containers and an inventory for them
@@ -34,7 +35,7 @@ BOOT_TIMEOUT = 180
 
 def run(*argv, check=True, timeout=300):
     """A docker command, bounded; its stdout."""
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         sys.exit("%s failed (rc %d): %s" % (" ".join(argv), proc.returncode, (proc.stderr or proc.stdout).strip()))
     return proc.stdout

@@ -7,7 +7,6 @@ The real vLLM is probed by molecule (the deploy's readiness check)."""
 from __future__ import annotations
 
 import http.server
-import json
 import threading
 
 import pytest

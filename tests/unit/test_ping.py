@@ -72,8 +72,8 @@ def test_module_pings_every_peer_at_once(run_module):
     peers = [{"host": "self-%d" % i, "rails": [{"name": "rail1", "address": "127.0.0.%d" % i}]} for i in range(1, 9)]
     failed, r = run_module(rail_ping, {"rails": LO, "peers": peers, "host": "here", "timeout": 1})
     assert not failed and not r["changed"] and r["failures"] == []
-    assert [(link["peer"], link["size"], link["ok"]) for link in r["links"]] == [("self-%d" % i, 8972, True)
-                                                                               for i in range(1, 9)]
+    expected = [("self-%d" % i, 8972, True) for i in range(1, 9)]
+    assert [(link["peer"], link["size"], link["ok"]) for link in r["links"]] == expected
 
 
 def test_module_names_the_peer_that_does_not_answer(run_module):
