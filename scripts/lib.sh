@@ -22,8 +22,11 @@ stage() {  # stage NAME command...: run one stage, print and remember its durati
   log=$CACHE/logs/$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '-').log
   mkdir -p "$CACHE/logs"
   printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$name"
-  # in this shell (not a pipeline's subshell): bootstrap's PATH and the images' env stay
-  "$@" > >(tee "$log") 2>&1 || rc=$?
+  # in this shell (not a pipeline's subshell): bootstrap's PATH and the images' env stay.
+  # The braces make this shell, not the command's child, open the process substitution, so
+  # that $! is tee's: for an external command bash opens it in the child, and $! stayed the
+  # last background job's (the images lane's), which every check stage then waited for.
+  { "$@"; } > >(tee "$log") 2>&1 || rc=$?
   wait $! 2>/dev/null || true  # tee has written everything
   [ $rc = 0 ] || printf '%s=%s\n' "$name" "$log" >> "$FAILED_FILE"
   local took=$((SECONDS - start))
