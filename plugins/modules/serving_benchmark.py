@@ -73,6 +73,15 @@ options:
   api_key:
     description: Bearer token of the API, when it has one.
     type: str
+  warmup:
+    description:
+      - Requests sent at the level's concurrency before the measured ones, their figures
+        discarded. The first requests at a new batch size pay the server's warm-up (kernels and
+        graphs made for that size); without a warm-up, the first level measured pays it.
+      - C(0) sends none.
+    type: int
+    default: 0
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -96,7 +105,8 @@ level:
     concurrency_requested: {description: O(concurrency) when more than O(requests)., type: int, returned: when capped}
     prompt_words: {description: Requested prompt length in words., type: int, returned: always}
     prompt_tokens: {description: Mean prompt tokens the server counted., type: float, returned: always}
-    requests: {description: Requests sent., type: int, returned: always}
+    requests: {description: Requests sent and measured., type: int, returned: always}
+    warmup_requests: {description: Requests sent before them and not measured (O(warmup))., type: int, returned: always}
     completed: {description: Requests that returned tokens., type: int, returned: always}
     errors: {description: Requests that failed or timed out., type: int, returned: always}
     error_samples: {description: Up to three distinct error messages., type: list, returned: always}
@@ -140,21 +150,28 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import Request, make_context
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 
-def one_request(p, body):
+def client(p):
+    """One HTTP client for every request of a level. open_url builds an SSL context (the
+    system's CA bundle, about 40 ms of CPU on a busy node) on every call, which fell inside
+    each request's time to first token; vLLM's own benchmark opens one session for all."""
+    return Request(context=make_context(), timeout=p["timeout"])
+
+
+def one_request(p, body, http):
+    data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     if p["api_key"]:
         headers["Authorization"] = "Bearer " + p["api_key"]
-    started = time.monotonic()
     token_times, usage = [], None
+    started = time.monotonic()  # the clock starts at the send, as in `vllm bench serve`
     try:
-        with open_url(p["url"].rstrip("/") + "/v1/chat/completions", data=json.dumps(body).encode(), headers=headers,
-                      method="POST", timeout=p["timeout"]) as resp:
+        with http.open("POST", p["url"].rstrip("/") + "/v1/chat/completions", data=data, headers=headers) as resp:
             for payload in _bench.sse_payloads(resp, deadline=started + p["timeout"]):
                 if _bench.carries_token(payload):
                     token_times.append(time.monotonic())
@@ -181,6 +198,7 @@ def main():
             ignore_eos=dict(type="bool", default=True),
             timeout=dict(type="int", default=600),
             api_key=dict(type="str", no_log=True),
+            warmup=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -188,6 +206,8 @@ def main():
     for name in ("concurrency", "prompt_words", "max_tokens", "timeout"):
         if p[name] < 1:
             module.fail_json(msg="%s must be 1 or more, got %d" % (name, p[name]))
+    if p["warmup"] < 0:
+        module.fail_json(msg="warmup must be 0 or more, got %d" % p["warmup"])
     # at least 16: a p99 of 4 requests is their maximum
     total = p["requests"] if p["requests"] is not None else max(16, 2 * p["concurrency"])
     if total < 1:
@@ -202,10 +222,13 @@ def main():
             "messages": [{"role": "user", "content": _bench.prompt(p["prompt_words"])}]}
     if p["ignore_eos"]:
         body["ignore_eos"] = True
-    started = time.monotonic()
+    http = client(p)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        records = list(pool.map(lambda i: one_request(p, body), range(total)))
+        list(pool.map(lambda i: one_request(p, body, http), range(p["warmup"])))
+        started = time.monotonic()
+        records = list(pool.map(lambda i: one_request(p, body, http), range(total)))
     level = _bench.summarize(records, time.monotonic() - started, concurrency, p["prompt_words"])
+    level["warmup_requests"] = p["warmup"]
     if concurrency != p["concurrency"]:
         level["concurrency_requested"] = p["concurrency"]
         module.warn("requests %d is below concurrency %d: the level ran at concurrency %d"

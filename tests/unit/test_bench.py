@@ -186,7 +186,7 @@ def test_serving_benchmark_fewer_requests_than_concurrency_reports_what_ran(run_
     rec = _bench.record(0.0, [0.05 + 0.004 * i for i in range(8)], payloads[-1]["usage"])
     in_flight, most = [0], [0]
 
-    def one_request(p, body):  # the request itself is tested on a real stream above
+    def one_request(p, body, http):  # the request itself is tested on a real stream above
         in_flight[0] += 1
         most[0] = max(most[0], in_flight[0])
         time.sleep(0.05)
@@ -211,3 +211,47 @@ def test_stream_deadline_counts_keepalive_lines():
     with pytest.raises(_bench.StreamDeadline):
         list(_bench.sse_payloads(lines(), deadline=5.0, clock=lambda: clock[0]))
     assert clock[0] == 6.0
+
+
+def test_serving_benchmark_builds_one_client_for_the_level_and_reads_the_real_stream(run_module, monkeypatch):
+    """open_url built an SSL context (the CA bundle, ~40 ms of CPU) inside every request's
+    time to first token: TTFT p50 was 1.6x vllm bench serve's on the same endpoint
+    (benchmarks/serving-20261202T203303Z). The module now builds it once per level, the
+    warm-up requests included, which reach the server but not the figures."""
+    import http.server
+    import socketserver
+    import threading
+
+    from ansible_collections.sparkops.cluster.plugins.modules import serving_benchmark
+    stream = fixture(STREAM).encode()
+    served = []
+
+    class Replay(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            served.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(stream)
+
+        def log_message(self, *args):
+            pass
+
+    made = []
+    real = serving_benchmark.make_context
+    monkeypatch.setattr(serving_benchmark, "make_context", lambda *a, **kw: made.append(1) or real(*a, **kw))
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Replay)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        failed, r = run_module(serving_benchmark, {"url": "http://127.0.0.1:%d" % server.server_address[1], "model": "m",
+                                                   "concurrency": 2, "requests": 4, "warmup": 2, "timeout": 30})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not failed and len(made) == 1 and served == ["/v1/chat/completions"] * 6
+    level = r["level"]
+    assert level["requests"] == level["completed"] == 4 and level["warmup_requests"] == 2
+    assert level["errors"] == 0 and level["prompt_tokens"] == 28
+    assert level["ttft_ms"]["p50"] is not None
