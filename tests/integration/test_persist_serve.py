@@ -146,3 +146,48 @@ def test_a_stopped_engine_is_named(tmp_path, cluster):
     done = on_node(node, script, "start")
     assert done.returncode == 1
     assert "cannot read the state of vllm serve in %s-absent: is the engine container running?" % engine in done.stdout
+
+
+def group_left(engine, pid):
+    """Processes of vllm serve's group (its PID as their group) still running, zombies aside."""
+    out = sh("docker", "exec", engine, "sh", "-c", "cat /proc/[0-9]*/stat 2>/dev/null").stdout
+    left = []
+    for line in out.splitlines():
+        own, rest = line.split(" ", 1)
+        fields = rest.rsplit(") ", 1)[1].split()
+        if fields[0] not in ("Z", "X") and fields[2] == pid:
+            left.append(own)
+    return left
+
+
+def test_a_stop_waits_for_the_whole_group_and_kills_what_ignores_sigint(tmp_path, cluster):
+    """vllm serve can end on SIGINT while its engine core and worker do not (a load cut by
+    another node's failure, seen with the mp executor): killing vllm serve alone left them
+    running, orphaned, with their memory. Here the stand-in ends on SIGINT and its child
+    ignores it; the stop waits for the whole group (vllm_container_stop_timeout, 10 s here),
+    then kills it."""
+    node, engine = cluster
+    serve = ["sh", "-c", "(trap '' INT; exec sleep 302) & wait"]
+    script = render(tmp_path, engine, 1, serve)[0]
+    assert on_node(node, script, "start").returncode == 0
+    pid = sh("docker", "exec", engine, "cat", STATE + "/vllm.pid").stdout.strip()
+    assert len(group_left(engine, pid)) == 2  # the stand-in and its child
+    stop = on_node(node, script, "stop")
+    assert stop.returncode == 0 and "killed after 10s" in stop.stdout, stop
+    assert group_left(engine, pid) == []
+
+
+def test_a_graceful_stop_waits_for_the_children_too(tmp_path, cluster):
+    """A child that ends a moment after vllm serve (as the engine core does) is waited for,
+    not killed."""
+    node, engine = cluster
+    # the stand-in passes the stop on to its child and ends at once; the child takes 2 s
+    serve = ["sh", "-c", "trap 'kill $c; exit 0' INT; python3 -c 'import signal, sys, time; signal.signal("
+             "signal.SIGTERM, lambda *a: (time.sleep(2), sys.exit(0))); time.sleep(303)' & c=$!; wait"]
+    script = render(tmp_path, engine, 1, serve)[0]
+    assert on_node(node, script, "start").returncode == 0
+    pid = sh("docker", "exec", engine, "cat", STATE + "/vllm.pid").stdout.strip()
+    stop = on_node(node, script, "stop")
+    assert stop.returncode == 0 and "stopped in" in stop.stdout, stop
+    assert int(stop.stdout.split("stopped in ")[1].split("s")[0]) >= 2, stop  # it waited for the child
+    assert group_left(engine, pid) == []
