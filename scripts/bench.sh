@@ -47,7 +47,7 @@ case $what in
     summary
     ;;
   *)
-    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | serving [-e bench_requests=16 ...]" >&2
+    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | serving [-e bench_requests=32 ...]" >&2
     exit 2
     ;;
 esac
