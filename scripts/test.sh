@@ -7,14 +7,21 @@ rc=0
 run() { stage "$@" || rc=1; }
 
 stage bootstrap bootstrap || { summary; exit 1; }
-# Two lanes at once: the images (downloads, builds), then pytest, which runs containers of
-# them; and beside them the checks that need no image. The images lane's output is printed
+# Two lanes at once: the images (downloads, builds), then pytest and the one-node molecule
+# scenarios, which run containers of them; and beside them the checks that need no image.
+# The 4-node scenario, cluster, runs alone after both. The images lane's output is printed
 # when it ends.
 lane=$CACHE/logs/lane-images.txt
 rm -f "$CACHE/images.env"
 (
   stage images build_images || exit 1
-  stage pytest python -m pytest -q tests/unit tests/integration
+  lrc=0
+  stage pytest python -m pytest -q tests/unit tests/integration || lrc=1
+  for scenario in $(ls molecule); do
+    [ "$scenario" != cluster ] && [ -f "molecule/$scenario/molecule.yml" ] || continue
+    stage "molecule $scenario" molecule test -s "$scenario" || lrc=1
+  done
+  exit $lrc
 ) > "$lane" 2>&1 &
 images_lane=$!
 run yamllint yamllint -s .
@@ -22,13 +29,10 @@ run ansible-lint ansible-lint --profile production --offline
 run sanity "$REPO/tests/sanity/run.sh"
 run "newest ansible" "$REPO/tests/newest/run.sh"
 wait $images_lane || rc=1
-printf '\n=== the images lane (images, pytest), run beside the checks above\n'
+printf '\n=== the images lane (images, pytest, the one-node molecule scenarios), run beside the checks above\n'
 cat "$lane"
 [ -s "$CACHE/images.env" ] || { summary; exit 1; }
 set -a; . "$CACHE/images.env"; set +a
-for scenario in $(ls molecule); do
-  [ -f "molecule/$scenario/molecule.yml" ] || continue
-  run "molecule $scenario" molecule test -s "$scenario"
-done
+run "molecule cluster" molecule test -s cluster
 summary
 exit $rc
