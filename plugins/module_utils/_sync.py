@@ -244,3 +244,13 @@ def split_streams(sizes, streams):
         lightest[0] += sizes[rel]
         lightest[1].append(rel)
     return [sorted(b[1]) for b in bins if b[1]]
+
+
+def rsync_local_dest(dest):
+    """The local directory an rsync destination names, or None for a remote one. rsync
+    takes an argument as remote when it starts with rsync:// or has a colon before its
+    first slash (rsync(1), "USAGE"): user@host:path, host::module."""
+    if dest.startswith("rsync://"):
+        return None
+    head = dest.split("/", 1)[0]
+    return None if ":" in head else dest

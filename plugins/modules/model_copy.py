@@ -40,6 +40,9 @@ options:
     description:
       - rsync's destination, as rsync takes it (C(user@address:) with a forced C(rrsync) on the receiver, or
         C(rsync://user@address:port/module/) for an rsync daemon).
+      - A remote destination must exist (the rrsync directory or the daemon's module). A local one is created
+        before the streams start, since each rsync would create a missing destination and all but the first would
+        fail with C(File exists).
     type: str
     required: true
   files:
@@ -137,6 +140,13 @@ def main():
         module.exit_json(changed=bool(lists), streams=planned, bytes=total, seconds=0.0)
     if not os.path.isdir(p["src"]):
         module.fail_json(msg="src %s is not a directory on this node" % p["src"])
+
+    local = _sync.rsync_local_dest(p["dest"])
+    if local is not None:
+        try:
+            os.makedirs(local, exist_ok=True)
+        except OSError as exc:
+            module.fail_json(msg="cannot create the destination %s: %s" % (local, exc))
 
     workdir = tempfile.mkdtemp(prefix="sparkops-copy-")
     deadline = time.monotonic() + p["timeout"]

@@ -45,6 +45,18 @@ def test_streams_copy_every_file_with_its_bytes(run_module, tmp_path):
     assert not os.path.islink(dst / "linked.bin")  # --copy-links: the bytes, not a link into a cache
 
 
+def test_a_missing_local_destination_is_created_before_the_streams(run_module, tmp_path):
+    # each rsync creates a missing destination itself: at once, all but the first can fail with
+    # 'mkdir ... failed: File exists (17)' (seen in CI, 2026-12-03; 1 of 320 plain rsyncs here)
+    src, dst = tmp_path / "head", tmp_path / "new" / "node"
+    head = checkpoint(src)
+    failed, r = run_module(model_copy, {"src": str(src), "dest": str(dst), "files": head["files"], "rsync": RSYNC,
+                                        "streams": 8})
+    assert not failed, r
+    assert len(r["streams"]) == 8 and all(s["rc"] == 0 for s in r["streams"])
+    assert _sync.in_sync(_sync.compare(head, _sync.manifest(str(dst))))
+
+
 def test_check_mode_plans_and_copies_nothing(run_module, tmp_path):
     src, dst = tmp_path / "head", tmp_path / "node"
     dst.mkdir()

@@ -285,3 +285,18 @@ def test_split_streams_fewer_files_than_streams_and_one_stream():
 def test_split_streams_refuses_a_bad_count(streams):
     with pytest.raises(ValueError, match="streams must be 1 or more"):
         _sync.split_streams({"a": 1}, streams)
+
+
+# --- rsync_local_dest: which destinations the copy creates itself ---
+
+@pytest.mark.parametrize("dest, local", [
+    ("/var/lib/sparkops/models/x", "/var/lib/sparkops/models/x"),
+    ("relative/dir", "relative/dir"),
+    ("./with:colon/after-slash", "./with:colon/after-slash"),
+    ("root@192.168.100.11:", None),
+    ("192.168.100.11:/models", None),
+    ("host::module/path", None),
+    ("rsync://sparkops@192.168.100.11:8873/model/", None),
+])
+def test_rsync_local_dest_follows_rsyncs_rule(dest, local):
+    assert _sync.rsync_local_dest(dest) == local
