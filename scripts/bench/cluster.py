@@ -112,7 +112,7 @@ def down(inventory):
     present = [n for n in names if run("docker", "ps", "-aq", "--filter", "name=^%s$" % n).strip()]
     if present:
         run("docker", "rm", "-f", *present)
-    run("docker", "volume", "rm", "--force", *["sparkops-compile-cache-" + n for n in names], check=False)
+    run("docker", "volume", "rm", "--force", "sparkops-compile-cache", check=False)  # the role's default, sim.yml
     print(json.dumps({"removed": present}))
 
 
