@@ -112,7 +112,9 @@ def down(inventory):
     present = [n for n in names if run("docker", "ps", "-aq", "--filter", "name=^%s$" % n).strip()]
     if present:
         run("docker", "rm", "-f", *present)
-    run("docker", "volume", "rm", "--force", "sparkops-compile-cache", check=False)  # the role's default, sim.yml
+    # the engines' compile cache: the role's default volume, which the simulation does not set
+    defaults = yaml.safe_load((REPO / "roles" / "ray_cluster" / "defaults" / "main.yml").read_text())
+    run("docker", "volume", "rm", "--force", defaults["ray_cluster_compile_cache"], check=False)
     print(json.dumps({"removed": present}))
 
 
