@@ -39,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench_files import drop_caches, raw_read, report, shards
+
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "plugins" / "modules" / "model_copy.py"
 BASE_PORT = 18730
@@ -53,31 +55,18 @@ def gb_s(nbytes, seconds):
 
 
 def evict(paths):
-    """Drop the page cache (root), else each file's clean pages (posix_fadvise): True where it did either."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as f:
-            f.write("3\n")
+    """Drop the page cache (root), else each file's clean pages (posix_fadvise): how it did."""
+    if drop_caches():
         return "drop_caches"
-    except OSError:
-        pass
     for path in paths:
         with open(path, "rb") as f:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     return "posix_fadvise"
 
 
-def raw_read(paths):
-    total = 0
+def timed_read(paths):
     start = time.monotonic()
-    for path in paths:
-        with open(path, "rb", buffering=0) as f:
-            while True:
-                block = f.read(8 << 20)
-                if not block:
-                    break
-                total += len(block)
-    return total, time.monotonic() - start
+    return raw_read(paths), time.monotonic() - start
 
 
 def tcp_stream(paths):
@@ -168,15 +157,23 @@ def copy_round(src, files, receivers, streams, work):
         procs.append(subprocess.Popen([sys.executable, str(MODULE), str(args)], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE))
     results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=3600)
-        try:
-            result = json.loads(out)
-        except ValueError:
-            raise RuntimeError("model_copy printed no JSON (rc %s): %s %s" % (proc.returncode, out[-400:], err[-400:]))
-        if result.get("failed"):
-            raise RuntimeError("model_copy failed: %s" % result.get("msg"))
-        results.append(result)
+    try:
+        for proc in procs:
+            # the module's own timeout (3600 s) ends its rsync streams first
+            out, err = proc.communicate(timeout=3660)
+            try:
+                result = json.loads(out)
+            except ValueError:
+                raise RuntimeError("model_copy printed no JSON (rc %s): %s %s"
+                                   % (proc.returncode, out[-400:], err[-400:]))
+            if result.get("failed"):
+                raise RuntimeError("model_copy failed: %s" % result.get("msg"))
+            results.append(result)
+    finally:  # a failed round leaves no module run behind
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return results, time.monotonic() - start
 
 
@@ -193,21 +190,13 @@ def main(argv=None):
     if shutil.which("rsync") is None:
         sys.exit("rsync is not on PATH")
     src = args.dir / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(args.files):
-        path = src / ("model-%05d-of-%05d.safetensors" % (i + 1, args.files))
-        if not path.exists() or path.stat().st_size != args.mib << 20:
-            with open(path, "wb") as f:
-                for _mib in range(args.mib):
-                    f.write(os.urandom(1 << 20))
-        paths.append(path)
+    paths = shards(src, args.files, args.mib)
     files = {p.name: p.stat().st_size for p in paths}
     total = sum(files.values())
     how = evict(paths)
-    n, seconds = raw_read(paths)
+    n, seconds = timed_read(paths)
     cold = {"seconds": round(seconds, 3), "gb_s": gb_s(n, seconds), "evicted_by": how}
-    n, seconds = raw_read(paths)
+    n, seconds = timed_read(paths)
     warm = {"seconds": round(seconds, 3), "gb_s": gb_s(n, seconds)}
     n, seconds = tcp_stream(paths)
     tcp = {"bytes": n, "seconds": round(seconds, 3), "gb_s": gb_s(n, seconds)}
@@ -235,20 +224,18 @@ def main(argv=None):
                 if copied != files:
                     raise RuntimeError("receiver %s got %s, not %s" % (r.dest, copied, files))
             per = [gb_s(total, res["seconds"]) for res in results]
+            together = total * len(receivers) / wall / 1e9
             result["rounds"].append({
                 "streams": streams, "wall_seconds": round(wall, 3), "module_seconds": [res["seconds"] for res in results],
-                "per_receiver_gb_s": per, "all_receivers_gb_s": gb_s(total * len(receivers), wall),
+                "per_receiver_gb_s": per, "all_receivers_gb_s": round(together, 3),
                 "per_receiver_of_tcp": round(min(per) / tcp["gb_s"], 3),
-                "all_of_tcp": round(total * len(receivers) / wall / 1e9 / tcp["gb_s"], 3),
+                "all_of_tcp": round(together / tcp["gb_s"], 3),
                 "shards_evicted_by": how})
     finally:
         for r in receivers:
             r.stop()
         shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     return 0
 
 

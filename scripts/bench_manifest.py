@@ -19,40 +19,13 @@ GB/s of each, and the ratio of each manifest rate to the raw read's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SPEC = importlib.util.spec_from_file_location("_sync", HERE.parent / "plugins" / "module_utils" / "_sync.py")
-_sync = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(_sync)
-
-
-def drop_caches():
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def raw_read(paths):
-    total = 0
-    for path in paths:
-        with open(path, "rb", buffering=0) as f:
-            while True:
-                block = f.read(_sync.CHUNK)
-                if not block:
-                    break
-                total += len(block)
-    return total
+from bench_files import _sync, drop_caches, raw_read, report, shards
 
 
 def timed(fn, cached=False):
@@ -73,15 +46,7 @@ def main(argv=None):
                     help="keep the page cache (files read once first): the rates of the CPU, as a disk faster "
                          "than one core's SHA-256 would give")
     args = ap.parse_args(argv)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(args.files):
-        path = args.dir / ("model-%05d-of-%05d.safetensors" % (i + 1, args.files))
-        if not path.exists() or path.stat().st_size != args.mib << 20:
-            with open(path, "wb") as f:
-                for _mib in range(args.mib):
-                    f.write(os.urandom(1 << 20))
-        paths.append(path)
+    paths = shards(args.dir, args.files, args.mib)
     total = sum(p.stat().st_size for p in paths)
     if args.cached:
         raw_read(paths)
@@ -102,10 +67,7 @@ def main(argv=None):
     result["manifest_unchanged_with_cache"] = {"seconds": round(seconds, 3), "files_from_cache": len(cache),
                                                "gb_s_equivalent": round(total / seconds / 1e9, 3),
                                                "page_cache_dropped": cold}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     return 0
 
 
