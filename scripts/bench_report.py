@@ -126,7 +126,22 @@ def scale_report(raw):
     return {"when": raw["when"], "cpus": raw["cpus"], "nodes": [r["nodes"] for r in runs], "phases": table,
             "tasks_run": {str(r["nodes"]): {p: r[p]["tasks_run"] for p in ("deploy", "second_deploy", "teardown")}
                           for r in runs},
+            "second_deploy_growth": growth(small["second_deploy"], large["second_deploy"]),
             "raw": raw}
+
+
+def growth(small, large, top=12):
+    """What grows: the tasks of two runs of one playbook (in the same order) whose seconds grew
+    most from the smaller cluster to the larger, with the nodes each ran on, and the sum of
+    the growth of the tasks that ran on every node against that of the others."""
+    pairs = [(a, b) for a, b in zip(small.get("tasks") or [], large.get("tasks") or []) if a[0] == b[0]]
+    if not pairs:
+        return None
+    rows = sorted(pairs, key=lambda ab: ab[0][1] - ab[1][1])
+    per_node = [b[1] - a[1] for a, b in pairs if b[2] > a[2]]
+    return {"tasks": [{"task": a[0], "seconds": [a[1], b[1]], "nodes": [a[2], b[2]]} for a, b in rows[:top]],
+            "grew_on_tasks_of_every_node": round(sum(per_node), 2),
+            "grew_on_the_others": round(sum(b[1] - a[1] for a, b in pairs) - sum(per_node), 2)}
 
 
 def scale_plot(result, path):

@@ -135,3 +135,13 @@ def leak_check(module, result):
         if p["fail_on_leak"]:
             module.fail_json(msg="reboot required: " + reason, **result)
         module.warn(reason)
+
+
+def facts(module):
+    """The sparkops_memory fact: /proc/meminfo's summary and the leak check, options checked
+    first (what memory_facts returns)."""
+    check_options(module)
+    result = _meminfo.summary(meminfo(module))
+    leak_check(module, result)
+    result.setdefault("reason", None)
+    return result

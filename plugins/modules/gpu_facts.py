@@ -80,8 +80,8 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _nvsmi
-from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_tool
-from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive
+from ansible_collections.sparkops.cluster.plugins.module_utils._nodefacts import gpus
 
 FIELDS = _nvsmi.GPU_FIELDS
 
@@ -91,22 +91,7 @@ def main():
                                               command_timeout=dict(type="int", default=30)),
                            supports_check_mode=True)
     require_positive(module, "command_timeout")
-    smi = module.get_bin_path("nvidia-smi")
-    if not smi:
-        if module.params["required"]:
-            module.fail_json(msg="nvidia-smi not found on this node: install the NVIDIA driver, "
-                                 "or set required=false to report no GPUs")
-        module.exit_json(changed=False, ansible_facts={"sparkops_gpu": _nvsmi.NO_GPU})
-
-    limit = module.params["command_timeout"]
-    csv = run_tool(module, [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"], limit)
-    table = run_tool(module, [smi], limit)
-    try:
-        facts, notes = _nvsmi.gpu_inventory(csv, table)
-    except (ToolOutputError, ValueError) as exc:
-        module.fail_json(msg=str(exc), stdout=csv + table)
-    for note in notes:
-        module.warn(note)
+    facts = gpus(module, module.params["required"], module.params["command_timeout"])
     module.exit_json(changed=False, ansible_facts={"sparkops_gpu": facts})
 
 

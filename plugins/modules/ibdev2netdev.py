@@ -132,9 +132,8 @@ half_ports:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _rdma
-from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive, run_tool
-from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive
+from ansible_collections.sparkops.cluster.plugins.module_utils._nodefacts import rdma
 
 
 def main():
@@ -152,30 +151,15 @@ def main():
     )
     p = module.params
     require_positive(module, "command_timeout")
-    tool = None if p["source"] == "sysfs" else module.get_bin_path("ibdev2netdev", required=p["source"] == "tool")
-    if tool:
-        argv = [tool] + (["-v"] if p["verbose"] else [])
-        out = run_tool(module, argv, p["command_timeout"])
-        try:
-            ports = _rdma.parse_ibdev2netdev(out)
-        except ToolOutputError as exc:
-            module.fail_json(msg=str(exc), stdout=out)
-        source = "ibdev2netdev"
-    else:
-        ports = _rdma.read_sysfs(p["sysfs_root"])
-        source = "sysfs"
-
-    ports = _rdma.with_mtu(_rdma.select(ports, p["devices"], p["netdevs"]), p["sysfs_root"])
-    result = _rdma.summarize(ports)
-    for warning in result["half_ports"]:
-        module.warn(warning)
+    source, result = rdma(module, p["source"], p["devices"], p["netdevs"], p["verbose"], p["sysfs_root"],
+                          p["command_timeout"])
     up = len(result["up_devices"])
     if up < p["require_up"]:
         module.fail_json(
             msg="%d RDMA port(s) up, require_up is %d (selected: %s; source %s). Check cabling, "
                 "`ip link` and the netplan rails." % (
                     up, p["require_up"],
-                    ", ".join("%s:%d->%s %s" % (x["device"], x["port"], x["netdev"], x["state"]) for x in ports)
+                    ", ".join("%s:%d->%s %s" % (x["device"], x["port"], x["netdev"], x["state"]) for x in result["ports"])
                     or "none", source),
             source=source, **result)
     module.exit_json(changed=False, source=source, **result)

@@ -69,16 +69,11 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
-from ansible_collections.sparkops.cluster.plugins.module_utils._meminfo import summary
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(**_memory.LEAK_OPTIONS), supports_check_mode=True)
-    _memory.check_options(module)
-    facts = summary(_memory.meminfo(module))
-    _memory.leak_check(module, facts)
-    facts.setdefault("reason", None)
-    module.exit_json(changed=False, ansible_facts={"sparkops_memory": facts})
+    module.exit_json(changed=False, ansible_facts={"sparkops_memory": _memory.facts(module)})
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def playbook(inventory, path, extra, label):
         sys.exit("%s failed (rc %d): %s" % (label, proc.returncode, failed[:3]))
     load = 0.0
     ran = 0
+    tasks = []
     for play in doc["plays"]:
         for task in play["tasks"]:
             d = task["task"]["duration"]
@@ -69,11 +70,14 @@ def playbook(inventory, path, extra, label):
                     - datetime.datetime.fromisoformat(d["start"].replace("Z", "+00:00"))).total_seconds()
             if any(task["task"]["name"].split(" : ")[-1].startswith(name) for name in LOAD_TASKS):
                 load += took
-            if any(not r.get("skipped") for r in task["hosts"].values()):
-                ran += 1
+            hosts = sum(1 for r in task["hosts"].values() if not r.get("skipped"))
+            ran += hosts > 0
+            tasks.append([task["task"]["name"], round(took, 2), hosts])
     return {"seconds": round(seconds, 2), "load_seconds": round(load, 2),
             "orchestration_seconds": round(seconds - load, 2), "tasks_run": ran,
-            "changed": {h: s["changed"] for h, s in doc["stats"].items()}}
+            "changed": {h: s["changed"] for h, s in doc["stats"].items()},
+            # every task in order: its name, seconds and the number of nodes it ran on
+            "tasks": tasks}
 
 
 def measure(nodes, workdir):

@@ -82,3 +82,27 @@ def commands(monkeypatch):
 
     monkeypatch.setattr(_command, "run", run)
     return table, calls
+
+
+@pytest.fixture
+def binaries(monkeypatch):
+    """The programs get_bin_path finds: {name: path}, empty at first (none installed)."""
+    from ansible.module_utils import basic
+    present = {}
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
+                        lambda self, name, required=False, opt_dirs=None: present.get(name) or (
+                            self.fail_json(msg="Failed to find required executable %s" % name) if required else None))
+    return present
+
+
+@pytest.fixture
+def fake_proc(monkeypatch):
+    """/proc as captured: the meminfo fixture and one process holding 3 GiB."""
+    from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
+    files = {"/proc/meminfo": fixture("proc_meminfo_debian12_x86_24g_3g_held.txt"),
+             "/proc/4242/status": fixture("proc_status_python_3g_rssanon.txt")}
+    monkeypatch.setattr(_memory, "read", lambda path: files[path])
+    real_listdir = _memory.os.listdir
+    monkeypatch.setattr(_memory.os, "listdir", lambda p: ["4242", "self", "meminfo"] if p == "/proc" else real_listdir(p))
+    monkeypatch.setattr(_memory, "leak_check_scope", lambda: (True, None))
+    return files

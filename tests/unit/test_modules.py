@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
 from ansible_collections.sparkops.cluster.plugins.modules import gpu_facts, ibdev2netdev, memory_facts, memory_reclaim
 from conftest import fixture
 
 GIB = 1024 ** 3
-
-
-@pytest.fixture
-def binaries(monkeypatch):
-    present = {}
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
-                        lambda self, name, required=False, opt_dirs=None: present.get(name) or (
-                            self.fail_json(msg="Failed to find required executable %s" % name) if required else None))
-    return present
 
 
 def test_ibdev2netdev_from_tool(run_module, commands, binaries):
@@ -96,18 +86,6 @@ def test_gpu_facts_absent(run_module, commands, binaries):
     assert failed and "nvidia-smi not found" in r["msg"]
     failed, r = run_module(gpu_facts, {"required": False})
     assert not failed and r["ansible_facts"]["sparkops_gpu"]["count"] == 0
-
-
-@pytest.fixture
-def fake_proc(monkeypatch):
-    """/proc as captured: the meminfo fixture and one process holding 3 GiB."""
-    files = {"/proc/meminfo": fixture("proc_meminfo_debian12_x86_24g_3g_held.txt"),
-             "/proc/4242/status": fixture("proc_status_python_3g_rssanon.txt")}
-    monkeypatch.setattr(_memory, "read", lambda path: files[path])
-    real_listdir = _memory.os.listdir
-    monkeypatch.setattr(_memory.os, "listdir", lambda p: ["4242", "self", "meminfo"] if p == "/proc" else real_listdir(p))
-    monkeypatch.setattr(_memory, "leak_check_scope", lambda: (True, None))
-    return files
 
 
 def test_memory_reclaim_check_mode_reports_without_writing(run_module, binaries, fake_proc, monkeypatch):

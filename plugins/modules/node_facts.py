@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_facts
+short_description: What a deploy reads of a node - RDMA ports, GPUs, memory, Docker's GPU runtime, name - in one run
+description:
+  - Reads in one module run what M(sparkops.cluster.ibdev2netdev), M(sparkops.cluster.gpu_facts),
+    M(sparkops.cluster.memory_facts) and M(community.docker.docker_host_info) read in four, and
+    looks for the NVIDIA container toolkit's hook and for what a host name resolves to. Each
+    Ansible task is one round trip to every node; the deploy's facts step is one task with it.
+  - The RDMA ports are C(ibdev2netdev)'s (or sysfs'), as M(sparkops.cluster.ibdev2netdev) with the
+    same O(devices) returns them; the GPUs and the memory set the same facts, C(sparkops_gpu) and
+    C(sparkops_memory), as M(sparkops.cluster.gpu_facts) and M(sparkops.cluster.memory_facts).
+  - Docker's runtimes are those C(docker info) lists; the module fails naming the fix when no
+    Docker engine answers. C(getent hosts) is bounded by O(command_timeout); a resolver that
+    fails or hangs gives RV(hostname.addresses) null and RV(hostname.note), not a failure.
+  - Changes nothing, never reports C(changed).
+version_added: 0.2.0
+author: sparkops.cluster developers (@sparkops)
+extends_documentation_fragment:
+  - sparkops.cluster.attributes
+  - sparkops.cluster.attributes.READ_ONLY
+  - sparkops.cluster.memory
+  - sparkops.cluster.docker
+options:
+  devices:
+    description:
+      - Keep only RDMA devices matching one of these shell patterns, as
+        O(sparkops.cluster.ibdev2netdev#module:devices) does.
+    type: list
+    elements: str
+    default: []
+  rdma_source:
+    description: Where to read the RDMA mapping. C(auto) uses C(ibdev2netdev) when installed, else sysfs.
+    type: str
+    choices: [auto, tool, sysfs]
+    default: auto
+  sysfs_root:
+    description: Root of the sysfs tree (the sysfs source of the RDMA mapping and the netdevs' MTU).
+    type: path
+    default: /sys
+  gpu_required:
+    description: Fail when C(nvidia-smi) is not installed; when false, report zero GPUs.
+    type: bool
+    default: true
+  hostname:
+    description: A name to resolve with C(getent hosts), as the node's programs resolve it (Ray, NCCL). Unset, none.
+    type: str
+  command_timeout:
+    description:
+      - Seconds each external program (C(ibdev2netdev), C(nvidia-smi), C(docker), C(getent)) may take.
+        Past it, the program's whole process group is killed; the module fails naming the command
+        and the limit, except for C(getent) (see RV(hostname.note)). Must be above 0.
+    type: int
+    default: 30
+notes:
+  - The individual modules stay for use on their own; this one calls the same code
+    (C(module_utils/_nodefacts), C(module_utils/_memory)).
+"""
+
+EXAMPLES = r"""
+- name: Read the node
+  sparkops.cluster.node_facts:
+    devices: [rocep1s0f1, roceP2p1s0f1]
+    hostname: "{{ inventory_hostname_short }}"
+  register: __node
+
+- name: Docker can give the engine a GPU
+  ansible.builtin.assert:
+    that: "'nvidia' in __node.docker_runtimes or __node.toolkit_hook"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: The facts M(sparkops.cluster.gpu_facts) and M(sparkops.cluster.memory_facts) set, with the same content.
+  returned: always
+  type: dict
+  contains:
+    sparkops_gpu:
+      description: GPU inventory of the node (see M(sparkops.cluster.gpu_facts)).
+      returned: always
+      type: dict
+    sparkops_memory:
+      description: The node's memory and the leak check (see M(sparkops.cluster.memory_facts)).
+      returned: always
+      type: dict
+rdma:
+  description:
+    - What M(sparkops.cluster.ibdev2netdev) returns for O(devices) (source, ports, up_devices, up_netdevs,
+      nccl_ib_hca, nccl_socket_ifname, gloo_socket_ifname, ucx_net_devices, half_ports).
+  returned: always
+  type: dict
+  sample:
+    source: ibdev2netdev
+    ports: [{device: rocep1s0f1, port: 1, netdev: enp1s0f1np1, state: Up, up: true, mtu: 9000}]
+    up_devices: [rocep1s0f1]
+    gloo_socket_ifname: enp1s0f1np1
+docker_runtimes:
+  description: The runtimes the Docker engine lists (C(docker info)), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [io.containerd.runc.v2, nvidia, runc]
+toolkit_hook:
+  description: The NVIDIA container toolkit's C(nvidia-container-runtime-hook) found in C(/usr/bin) or C(/usr/local/bin), or null.
+  returned: always
+  type: str
+  sample: /usr/bin/nvidia-container-runtime-hook
+hostname:
+  description: O(hostname) and what it resolves to; null without O(hostname).
+  returned: always
+  type: dict
+  contains:
+    name: {description: "O(hostname).", type: str, returned: with hostname}
+    addresses:
+      description: The addresses in C(getent)'s order, [] when the name does not resolve, null when getent failed.
+      type: list
+      elements: str
+      returned: with hostname
+      sample: [127.0.1.1]
+    note: {description: "Why addresses is null.", type: str, returned: with hostname}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _docker, _memory, _nodefacts
+from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            devices=dict(type="list", elements="str", default=[]),
+            rdma_source=dict(type="str", choices=["auto", "tool", "sysfs"], default="auto"),
+            sysfs_root=dict(type="path", default="/sys"),
+            gpu_required=dict(type="bool", default=True),
+            hostname=dict(type="str"),
+            **dict(_memory.LEAK_OPTIONS, **_docker.OPTIONS)
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    require_positive(module, "command_timeout")
+    limit = p["command_timeout"]
+    memory = _memory.facts(module)
+    source, rdma = _nodefacts.rdma(module, p["rdma_source"], p["devices"], [], False, p["sysfs_root"], limit)
+    gpu = _nodefacts.gpus(module, p["gpu_required"], limit)
+    runtimes = _nodefacts.docker_runtimes(module, limit)
+    hostname = None
+    if p["hostname"]:
+        addresses, note = _nodefacts.resolve(p["hostname"], limit)
+        hostname = {"name": p["hostname"], "addresses": addresses, "note": note}
+    module.exit_json(changed=False, ansible_facts={"sparkops_gpu": gpu, "sparkops_memory": memory},
+                     rdma=dict(rdma, source=source), docker_runtimes=runtimes,
+                     toolkit_hook=_nodefacts.toolkit_hook(), hostname=hostname)
+
+
+if __name__ == "__main__":
+    main()
