@@ -42,3 +42,13 @@ def test_json_and_png_written(tmp_path, monkeypatch):
     bench_report.main()
     assert json.loads((tmp_path / "out.json").read_text())["raw"] == RAW
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_growth_names_the_tasks_that_grew_most_and_where_they_ran():
+    small = {"tasks": [["facts", 1.0, 4], ["plan", 0.2, 1], ["wait", 2.0, 1], ["copy", 0.5, 4]]}
+    large = {"tasks": [["facts", 2.5, 8], ["plan", 0.3, 1], ["wait", 2.0, 1], ["copy", 1.3, 8]]}
+    g = bench_report.growth(small, large, top=2)
+    assert [row["task"] for row in g["tasks"]] == ["facts", "copy"]
+    assert g["tasks"][0] == {"task": "facts", "seconds": [1.0, 2.5], "nodes": [4, 8]}
+    assert g["grew_on_tasks_of_every_node"] == 2.3 and g["grew_on_the_others"] == 0.1
+    assert bench_report.growth({}, large) is None  # a run recorded before the tasks were kept
