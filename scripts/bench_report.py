@@ -126,6 +126,8 @@ def scale_report(raw):
     return {"when": raw["when"], "cpus": raw["cpus"], "nodes": [r["nodes"] for r in runs], "phases": table,
             "tasks_run": {str(r["nodes"]): {p: r[p]["tasks_run"] for p in ("deploy", "second_deploy", "teardown")}
                           for r in runs},
+            "cpu_seconds": {str(r["nodes"]): {p: r[p].get("cpu_seconds") for p in ("deploy", "second_deploy", "teardown")}
+                            for r in runs},
             "second_deploy_growth": growth(small["second_deploy"], large["second_deploy"]),
             "raw": raw}
 

@@ -46,15 +46,45 @@ def overrides(nodes):
     return {"sparkops_recipe_overrides": sim, "vllm_container_smoke_deadline": SMOKE_DEADLINE}
 
 
+def machine_cpu():
+    """CPU-s this machine has spent busy since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def controller_cpu(proc, deadline):
+    """Wait for ansible-playbook (killed past the deadline); the CPU-s its main process had
+    spent when last seen (utime + stime of /proc/PID/stat, sampled every 0.2 s)."""
+    spent = 0.0
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            sys.exit("ansible-playbook ran past %d s: killed" % RUN_TIMEOUT)
+        try:
+            with open("/proc/%d/stat" % proc.pid) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            spent = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+        time.sleep(0.2)
+    return spent
+
+
 def playbook(inventory, path, extra, label):
     """One ansible-playbook run with the JSON callback: its seconds, per-host stats, the
     seconds of the load tasks, and the number of tasks that ran on a node."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     argv = ["ansible-playbook", "-i", str(inventory), str(path), "-e", "@" + extra]
-    began = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=RUN_TIMEOUT, check=False)
-    seconds = time.monotonic() - began
-    out = proc.stdout
+    began, machine = time.monotonic(), machine_cpu()
+    with tempfile.TemporaryFile(mode="w+") as stdout:
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+        main_cpu = controller_cpu(proc, began + RUN_TIMEOUT)
+        seconds = time.monotonic() - began
+        machine = machine_cpu() - machine
+        stdout.seek(0)
+        out = stdout.read()
     doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
     if proc.returncode != 0:
         failed = [(t["task"]["name"], h, r.get("msg")) for p in doc["plays"] for t in p["tasks"]
@@ -76,6 +106,9 @@ def playbook(inventory, path, extra, label):
     return {"seconds": round(seconds, 2), "load_seconds": round(load, 2),
             "orchestration_seconds": round(seconds - load, 2), "tasks_run": ran,
             "changed": {h: s["changed"] for h, s in doc["stats"].items()},
+            # CPU-s of the whole machine (every node, engine and the controller) and of the
+            # controller's main process alone (its strategy loop: one per run, not per node)
+            "cpu_seconds": {"machine": round(machine, 1), "controller_main_process": round(main_cpu, 1)},
             # every task in order: its name, seconds and the number of nodes it ran on
             "tasks": tasks}
 
