@@ -17,7 +17,8 @@ description:
     processes (RssAnon), GPU processes on unified memory (C(nvidia-smi)) and the kernel's counters account
     for exceeds O(leak_threshold_gb), C(reboot_required) is true with the figure and the
     reason. With O(settle_timeout) it waits for a just-stopped engine's memory to come back.
-  - The deploy flow's facts step and C(playbooks/teardown.yml) use it; the cache drop before
+  - C(playbooks/teardown.yml) and C(playbooks/status.yml) use it, and the deploy's facts step
+    reads the same through M(sparkops.cluster.node_facts); the cache drop before
     an engine start is M(sparkops.cluster.memory_reclaim).
 version_added: 0.2.0
 author: sparkops.cluster developers (@sparkops)
