@@ -35,7 +35,8 @@ def _rail_plan(hostvars, host):
 
 
 def _rail_peers(hostvars, host, hosts):
-    """The other nodes' rails with address and MAC (from their network facts), for rail_cabling."""
+    """The other nodes' rails with address and MAC (from their network facts): the peers of
+    rail_cabling and of rail_ping."""
     out = []
     for peer in hosts:
         if peer == host:

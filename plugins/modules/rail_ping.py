@@ -41,7 +41,9 @@ options:
       netdev: {description: "Network interface of the rail on this node.", type: str, required: true}
       mtu: {description: "The rail's MTU; the ping's packet fills it.", type: int, required: true}
   peers:
-    description: The other nodes with their rails' addresses.
+    description:
+      - The other nodes with their rails' addresses, as the P(sparkops.cluster.rail_peers#filter)
+        filter returns them (the same value as the C(peers) of M(sparkops.cluster.rail_cabling)).
     type: list
     elements: dict
     required: true
@@ -55,6 +57,8 @@ options:
         suboptions:
           name: {description: "Rail name.", type: str, required: true}
           address: {description: "The peer's IPv4 address on the rail.", type: str, required: true}
+          netdev: {description: "The peer's interface of the rail; accepted as rail_peers returns it, not used.", type: str}
+          mac: {description: "The MAC address of the peer's rail; accepted as rail_peers returns it, not used.", type: str}
   host:
     description: This node's name in the messages. Default, the system's host name.
     type: str
@@ -83,6 +87,11 @@ EXAMPLES = r"""
         rails:
           - {name: rail1, address: 192.168.100.11}
           - {name: rail2, address: 192.168.101.11}
+
+- name: The same, with the peers the inventory plans (the rails' facts gathered on every node)
+  sparkops.cluster.rail_ping:
+    rails: "{{ sparkops_rails | community.general.keep_keys(target=['name', 'netdev', 'mtu']) }}"
+    peers: "{{ hostvars | sparkops.cluster.rail_peers(inventory_hostname, ansible_play_hosts) }}"
 """
 
 RETURN = r"""
@@ -130,7 +139,8 @@ def main():
             peers=dict(type="list", elements="dict", required=True, options=dict(
                 host=dict(type="str", required=True),
                 rails=dict(type="list", elements="dict", required=True, options=dict(
-                    name=dict(type="str", required=True), address=dict(type="str", required=True))))),
+                    name=dict(type="str", required=True), address=dict(type="str", required=True),
+                    netdev=dict(type="str"), mac=dict(type="str"))))),
             host=dict(type="str"),
             timeout=dict(type="int", default=2),
             count=dict(type="int", default=3),

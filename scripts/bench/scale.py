@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,60 @@ def machine_cpu():
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def container_cpu():
+    """CPU-s each running container has spent, by name, from its cgroup (cgroup_cpu). A
+    container's cgroup holds what `docker exec` runs in it (the nodes' modules) and the
+    cgroups below it."""
+    names = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True,
+                           timeout=60, check=True).stdout.split()
+    pids = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.State.Pid}}"] + names, capture_output=True,
+                          text=True, timeout=60, check=True).stdout.split("\n") if names else []
+    spent = {}
+    for line in filter(None, pids):
+        name, pid = line.lstrip("/").split()
+        try:
+            with open("/proc/%s/cgroup" % pid) as fh:
+                seconds = cgroup_cpu(fh.read())
+        except OSError:
+            continue  # it stopped since
+        if seconds is not None:
+            spent[name] = seconds
+    return spent
+
+
+def cgroup_cpu(proc_cgroup, root="/sys/fs/cgroup"):
+    """CPU-s of the cgroup that a /proc/PID/cgroup text names: cgroup v1's cpuacct.usage (ns)
+    or v2's cpu.stat usage_usec; the parent of an init.scope (systemd in a container moves
+    itself there). None when no such file can be read."""
+    groups = dict(line.split(":", 2)[1:] for line in proc_cgroup.split("\n") if line.count(":") >= 2)
+    for controller, name in (("cpuacct", "cpuacct.usage"), ("cpu,cpuacct", "cpuacct.usage"), ("", "cpu.stat")):
+        if controller not in groups:
+            continue
+        path = "%s%s%s/%s" % (root, "/" + controller if controller else "",
+                              groups[controller].rsplit("/init.scope", 1)[0], name)
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        if name == "cpu.stat":
+            return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+        return int(text.split()[0]) / 1e9
+    return None
+
+
+def cpu_split(before, after, machine, tree):
+    """The machine's CPU-s of a run split by where they went: inside the simulated nodes
+    (their modules and services), inside the engine containers (Ray, vLLM), the controller's
+    process tree (ansible-playbook, its workers and their `docker exec` clients), and the rest
+    (the Docker engine serving those execs, and the machine's other work)."""
+    grew = {name: after[name] - before.get(name, 0.0) for name in after}
+    engines = sum(v for name, v in grew.items() if name.startswith("sparkops-engine-"))
+    nodes = sum(grew.values()) - engines
+    return {"machine": round(machine, 1), "nodes": round(nodes, 1), "engines": round(engines, 1),
+            "controller_tree": round(tree, 1), "rest": round(machine - nodes - engines - tree, 1)}
+
+
 def controller_cpu(proc, deadline):
     """Wait for ansible-playbook (killed past the deadline); the CPU-s its main process had
     spent when last seen (utime + stime of /proc/PID/stat, sampled every 0.2 s)."""
@@ -77,12 +132,16 @@ def playbook(inventory, path, extra, label):
     seconds of the load tasks, and the number of tasks that ran on a node."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     argv = ["ansible-playbook", "-i", str(inventory), str(path), "-e", "@" + extra]
+    containers, children = container_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
     began, machine = time.monotonic(), machine_cpu()
     with tempfile.TemporaryFile(mode="w+") as stdout:
         proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
         main_cpu = controller_cpu(proc, began + RUN_TIMEOUT)
         seconds = time.monotonic() - began
         machine = machine_cpu() - machine
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # ansible-playbook's tree, waited for
+        split = cpu_split(containers, container_cpu(), machine, reaped.ru_utime + reaped.ru_stime
+                          - children.ru_utime - children.ru_stime)
         stdout.seek(0)
         out = stdout.read()
     doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
@@ -106,9 +165,9 @@ def playbook(inventory, path, extra, label):
     return {"seconds": round(seconds, 2), "load_seconds": round(load, 2),
             "orchestration_seconds": round(seconds - load, 2), "tasks_run": ran,
             "changed": {h: s["changed"] for h, s in doc["stats"].items()},
-            # CPU-s of the whole machine (every node, engine and the controller) and of the
-            # controller's main process alone (its strategy loop: one per run, not per node)
-            "cpu_seconds": {"machine": round(machine, 1), "controller_main_process": round(main_cpu, 1)},
+            # CPU-s of the whole machine (every node, engine and the controller), split by where
+            # they went (cpu_split), and of the controller's main process alone (its strategy loop)
+            "cpu_seconds": dict(split, controller_main_process=round(main_cpu, 1)),
             # every task in order: its name, seconds and the number of nodes it ran on
             "tasks": tasks}
 

@@ -52,3 +52,36 @@ def test_growth_names_the_tasks_that_grew_most_and_where_they_ran():
     assert g["tasks"][0] == {"task": "facts", "seconds": [1.0, 2.5], "nodes": [4, 8]}
     assert g["grew_on_tasks_of_every_node"] == 2.3 and g["grew_on_the_others"] == 0.1
     assert bench_report.growth({}, large) is None  # a run recorded before the tasks were kept
+
+
+SCALE_SPEC = importlib.util.spec_from_file_location("scale", REPO / "scripts" / "bench" / "scale.py")
+scale = importlib.util.module_from_spec(SCALE_SPEC)
+SCALE_SPEC.loader.exec_module(scale)
+CGROUP = fixture("proc_cgroup_v1_docker_28.2.2_node_container.txt")
+NODE_ID = "a58e9d07e789382456e01c41af72a5745fce8faf5d786aa53ef01b26af51c0fe"
+
+
+def test_a_containers_cpu_is_its_cpuacct_cgroup_not_systemds_init_scope(tmp_path):
+    group = tmp_path / "cpuacct" / "docker" / NODE_ID
+    group.mkdir(parents=True)
+    (group / "cpuacct.usage").write_text("56943128565\n")
+    (group / "init.scope").mkdir()
+    (group / "init.scope" / "cpuacct.usage").write_text("1000\n")  # not the one: the container's is above it
+    assert scale.cgroup_cpu(CGROUP, root=str(tmp_path)) == 56.943128565
+
+
+def test_cgroup_v2_reads_usage_usec_and_an_unreadable_cgroup_is_none(tmp_path):
+    v2 = "0::/system.slice/docker-%s.scope\n" % NODE_ID
+    assert scale.cgroup_cpu(v2, root=str(tmp_path)) is None
+    group = tmp_path / "system.slice" / ("docker-%s.scope" % NODE_ID)
+    group.mkdir(parents=True)
+    (group / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
+    assert scale.cgroup_cpu(v2, root=str(tmp_path)) == 2.5
+
+
+def test_the_machines_cpu_is_split_between_nodes_engines_the_controller_and_the_rest():
+    before = {"spark-alpha": 10.0, "spark-beta": 5.0, "sparkops-engine-spark-alpha": 20.0}
+    after = {"spark-alpha": 13.0, "spark-beta": 7.5, "sparkops-engine-spark-alpha": 24.0,
+             "sparkops-engine-spark-beta": 1.0}  # started during the run: all of it counts
+    split = scale.cpu_split(before, after, machine=30.0, tree=12.0)
+    assert split == {"machine": 30.0, "nodes": 5.5, "engines": 5.0, "controller_tree": 12.0, "rest": 7.5}

@@ -85,6 +85,15 @@ def test_module_names_the_peer_that_does_not_answer(run_module):
     assert not failed and len(r["failures"]) == 1 and [link["ok"] for link in r["links"]] == [True, False]
 
 
+def test_module_takes_the_peers_as_rail_peers_returns_them(run_module):
+    # the same value as rail_cabling's peers (netdev and mac too): no filter in between, whose
+    # cost grew with the square of the nodes (ansible.utils.keep_keys, 62 ms a call for 7 peers)
+    peers = [{"host": "near", "rails": [{"name": "rail1", "netdev": "enp1s0f1np1", "address": "127.0.0.1",
+                                         "mac": "4c:bb:47:2c:f1:05"}]}]
+    failed, r = run_module(rail_ping, {"rails": LO, "peers": peers, "host": "here", "timeout": 1})
+    assert not failed and [(link["peer"], link["ok"]) for link in r["links"]] == [("near", True)]
+
+
 def test_module_refuses_a_rail_without_the_peers_rail_and_a_bad_mtu(run_module):
     failed, r = run_module(rail_ping, {"rails": LO + [{"name": "rail2", "netdev": "lo", "mtu": 9000}],
                                        "peers": [{"host": "near", "rails": [{"name": "rail1", "address": "127.0.0.1"}]}]})
