@@ -28,6 +28,7 @@ requirements:
     C([defaults]) section of C(ansible.cfg)
 """
 
+import os
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -36,8 +37,6 @@ from ansible.plugins.loader import filter_loader, test_loader
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._preload import collection_names
 
 # the collection's root: plugins/callback/preload.py is two levels below it
-import os
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # one name of each loader's builtin set: the first lookup loads all of ansible.builtin's files
 BUILTIN = (("filter", "ansible.builtin.to_json"), ("test", "ansible.builtin.match"))
