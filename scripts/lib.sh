@@ -113,8 +113,9 @@ ensure_venv() {
 }
 
 bootstrap() {
-  # rsync: model_copy's unit tests run the real one; iputils-ping: rail_ping's
-  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync iputils-ping
+  # rsync: model_copy's unit tests run the real one; iputils-ping: rail_ping's; openssh-client:
+  # Ansible's connection to the simulated nodes
+  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync iputils-ping openssh-client
   ensure_venv
   ensure_docker
   # An installed copy of this collection (an older molecule prerun, ansible-galaxy)
@@ -128,6 +129,24 @@ bootstrap() {
 build_images() {
   "$REPO/tests/images/build.sh"
   set -a; . "$CACHE/images.env"; set +a
+  sim_ssh
+}
+
+# Ansible reaches the simulated nodes over SSH on the management network, as the user nvidia
+# with sudo (tests/images/node), as inventory/example-4-sparks reaches a Spark. This machine's
+# key pair for it (the public key is mounted into every node as nvidia's authorized key), and a
+# known_hosts file with the node image's host key, which every node of the image shares, for
+# the management network's addresses: host key checking stays on.
+SIM_SSH=/var/lib/sparkops-sim/ssh
+sim_ssh() {
+  local hostkey
+  install -d -m 0700 "$SIM_SSH"
+  [ -f "$SIM_SSH/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sparkops-sim -f "$SIM_SSH/id_ed25519"
+  hostkey=$(docker run --rm --network none --entrypoint cat "$SPARKOPS_NODE_IMAGE" /etc/ssh/ssh_host_ed25519_key.pub)
+  # the management network of molecule/cluster/molecule.yml, 172.28.10.0/24
+  printf '172.28.10.* %s\n' "$(cut -d' ' -f1,2 <<<"$hostkey")" > "$SIM_SSH/known_hosts.tmp"
+  mv "$SIM_SSH/known_hosts.tmp" "$SIM_SSH/known_hosts"
+  echo "SSH to the simulated nodes: $SIM_SSH/id_ed25519, host key $(cut -d' ' -f1 <<<"$hostkey")"
 }
 
 # The simulated cluster: 4 nodes of the molecule scenario "cluster".

@@ -8,8 +8,9 @@
 The nodes are the molecule scenario's (molecule/cluster/molecule.yml): the same image,
 options, networks and volumes as its first platform, one definition; only the name, the
 addresses (.10 + index on every network) and the per-node paths differ. The inventory
-holds the nodes in order (the first is the head), each with its sparkops_node_index, and
-links inventory/simulated/group_vars, so the deploy runs exactly as on the 4-node cluster.
+holds the nodes in order (the first is the head), each with its sparkops_node_index and its
+management address (ansible_host: Ansible reaches it over SSH there), and links
+inventory/simulated/group_vars, so the deploy runs exactly as on the 4-node cluster.
 Run it as root on the machine whose Docker engine runs the nodes.
 """
 
@@ -93,13 +94,13 @@ def up(count, inventory):
     link = inv / "group_vars"
     if not link.exists():
         link.symlink_to(REPO / "inventory" / "simulated" / "group_vars")
-    hosts = {"all": {"children": {"sparkops_nodes": {
-        "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
-        "hosts": {name: None for name in names}}}}}
+    # reached over SSH at their management addresses (group_vars/sparkops_nodes/connection.yml)
+    hosts = {"all": {"children": {"sparkops_nodes": {"hosts": {name: None for name in names}}}}}
     (inv / "hosts.yml").write_text("# the simulated cluster of scripts/bench.sh, %d nodes (scripts/bench/cluster.py)\n"
                                    % count + yaml.safe_dump(hosts, sort_keys=False))
     for index, name in enumerate(names):
-        (inv / "host_vars" / ("%s.yml" % name)).write_text("sparkops_node_index: %d\n" % index)
+        (inv / "host_vars" / ("%s.yml" % name)).write_text("sparkops_node_index: %d\nansible_host: %s\n" % (
+            index, address(subnets[nets[0]["name"]], index)))
     print(json.dumps({"nodes": names, "inventory": str(inv)}))
 
 

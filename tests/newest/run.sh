@@ -48,8 +48,6 @@ cat > inventory/hosts.yml <<'EOF'
 all:
   children:
     my_sparks:
-      vars:
-        ansible_connection: community.docker.docker
       hosts:
         spark-alpha:
         spark-beta:
