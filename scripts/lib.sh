@@ -142,7 +142,8 @@ sim_ssh() {
   local hostkey
   install -d -m 0700 "$SIM_SSH"
   [ -f "$SIM_SSH/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sparkops-sim -f "$SIM_SSH/id_ed25519"
-  hostkey=$(docker run --rm --network none --entrypoint cat "$SPARKOPS_NODE_IMAGE" /etc/ssh/ssh_host_ed25519_key.pub)
+  hostkey=$(timeout 120 docker run --rm --network none --entrypoint cat "$SPARKOPS_NODE_IMAGE" /etc/ssh/ssh_host_ed25519_key.pub) \
+    && [ -n "$hostkey" ] || { echo "could not read the SSH host key of $SPARKOPS_NODE_IMAGE"; return 1; }
   # the management network of molecule/cluster/molecule.yml, 172.28.10.0/24
   printf '172.28.10.* %s\n' "$(cut -d' ' -f1,2 <<<"$hostkey")" > "$SIM_SSH/known_hosts.tmp"
   mv "$SIM_SSH/known_hosts.tmp" "$SIM_SSH/known_hosts"
