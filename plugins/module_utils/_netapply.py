@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A rails apply confirmed on the node: the parsers of what it reads (`ip -o -4 addr`,
+`ip -o route get`, /proc/net/tcp and tcp6) and the sequence that decides between keeping
+the new rails and restoring the previous ones. Pure Python: the module
+sparkops.cluster.netplan_apply gives it the node's operations.
+
+The sequence, each step bounded by the window (netplan_confirm_timeout) that starts when
+the safety timer is armed:
+  1. arm the safety timer (it restores the previous rails if this program dies);
+  2. read how the node reaches the SSH clients of the address Ansible connects to;
+  3. run the apply;
+  4. wait until every rail is up with its address and MTU;
+  5. check that the routes to those SSH clients did not move (a rail route that takes the
+     controller's traffic away from the management interface cuts Ansible off);
+  6. wait until every confirm target answers a ping;
+  7. wait for the controller's confirmation (a file holding this run's nonce): the proof
+     that Ansible reaches the node with the new rails in place;
+  8. disarm the timer. Any step that fails restores the previous rails at once (the
+     timer stopped first, so the two never run together), naming the step.
+The node's own checks thus never wait on the controller: it only has to reach the node
+once within the window.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+
+from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_state
+
+# Seconds the safety timer fires after the window: the program, when alive, ends within the
+# window (rolling back itself where needed), and stops the timer before any rollback
+TIMER_MARGIN = 30
+# Seconds each confirm target has to answer once the rails are up
+TARGET_TIMEOUT = 30
+# Seconds the rollback (the previous file restored, the apply command run again) may take
+ROLLBACK_TIMEOUT = 120
+
+_ADDR = re.compile(r"^\d+:\s+(?P<dev>[^\s@:]+)(?:@\S+)?\s+inet\s+(?P<address>[0-9.]+)/(?P<prefix>\d+)")
+_ROUTE_WORD = re.compile(r"\b(dev|src|via)\s+(\S+)")
+_TCP_LISTEN = "0A"
+
+
+def parse_addresses(text):
+    """{netdev: [IPv4 address, ...]} from `ip -o -4 addr show` (iproute2). Lines that are not
+    an inet line are skipped; raises ToolOutputError when no line is."""
+    out = {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        m = _ADDR.match(line.strip())
+        if m:
+            out.setdefault(m.group("dev"), []).append(m.group("address"))
+    if lines and not out:
+        raise ToolOutputError("ip -o -4 addr show", "no 'N: DEV inet ADDRESS/PREFIX' line", lines[0], 1)
+    return out
+
+
+def parse_route(text):
+    """{dev, via, src} of the first line of `ip -o route get ADDRESS` (None where the route
+    has none of them). Raises ToolOutputError on output without a dev."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    words = dict(_ROUTE_WORD.findall(line))
+    if "dev" not in words:
+        raise ToolOutputError("ip -o route get", "no 'dev DEVICE' in the route", line, 1)
+    return {"dev": words.get("dev"), "via": words.get("via"), "src": words.get("src")}
+
+
+def _hex_address(text):
+    """An address of /proc/net/tcp (little-endian 32-bit words in hex) as text; an IPv4
+    address mapped into IPv6 (::ffff:a.b.c.d) as the IPv4 one."""
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    if len(raw) != 16:
+        raise ValueError("an address of %d bytes" % len(raw))
+    packed = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    address = ipaddress.IPv6Address(packed)
+    return str(address.ipv4_mapped) if address.ipv4_mapped else str(address)
+
+
+def parse_tcp(text):
+    """[(local address, local port, remote address, remote port, state hex)] from the text of
+    /proc/net/tcp or /proc/net/tcp6. Raises ToolOutputError naming a line it cannot read."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0] == "sl":
+            continue
+        try:
+            (local, lport), (remote, rport) = (f.split(":") for f in fields[1:3])
+            out.append((_hex_address(local), int(lport, 16), _hex_address(remote), int(rport, 16), fields[3]))
+        except (ValueError, IndexError):
+            raise ToolOutputError("/proc/net/tcp", "not 'sl: LOCAL:PORT REMOTE:PORT STATE ...'", line.strip(), lineno)
+    return out
+
+
+def ssh_clients(entries, port, local_address=None):
+    """The remote addresses of the TCP connections to this node's `port` (any state but
+    LISTEN: a closed session's TIME_WAIT still names its client), on `local_address` when it
+    is an IP address (the address Ansible connects to), sorted."""
+    try:
+        ipaddress.ip_address(local_address or "")
+    except ValueError:
+        local_address = None
+    found = {remote for local, lport, remote, _rport, state in entries
+             if lport == port and state != _TCP_LISTEN and (local_address is None or local == local_address)}
+    return sorted(found)
+
+
+def live_facts(rails, sysfs, addresses):
+    """The rails' state in the shape of Ansible's network facts, for _fabric.rail_state: sysfs
+    {netdev: {operstate, mtu}} (None for a netdev that does not exist), addresses from
+    parse_addresses()."""
+    facts = {"interfaces": sorted(dev for dev, state in sysfs.items() if state is not None)}
+    for rail in rails:
+        state = sysfs.get(rail["netdev"])
+        if state is None:
+            continue
+        found = addresses.get(rail["netdev"], [])
+        facts[rail["netdev"].replace("-", "_").replace(".", "_")] = {
+            "active": state.get("operstate") != "down", "mtu": state.get("mtu"),
+            "ipv4": {"address": found[0]} if found else {},
+            "ipv4_secondaries": [{"address": a} for a in found[1:]]}
+    return facts
+
+
+def rail_problems(host, rails, sysfs, addresses):
+    """What is wrong with the rails now, in the words of the role's other checks."""
+    return rail_state(host, rails, live_facts(rails, sysfs, addresses))["problems"]
+
+
+class Outcome(Exception):
+    """Ends the sequence: `step` is the step that failed (None: confirmed), `detail` why."""
+
+    def __init__(self, step, detail):
+        super().__init__(detail)
+        self.step, self.detail = step, detail
+
+
+def run(ops, targets, window, settle_timeout, clock, sleep, poll=0.5):
+    """The sequence of the module docstring over `ops` (the node's operations: arm(seconds),
+    ssh_clients(), route(address), apply(timeout) -> (rc, last line), rail_problems(),
+    ping(address) -> bool, acked() -> bool, disarm() -> whether the timer had already
+    rolled back, rollback(timeout) -> (rc, last line)).
+
+    Returns {confirmed, rolled_back, by_timer, step, detail, seconds: {step: seconds from
+    the arming}, clients}. `step` names what failed: apply, rails, route, targets, confirm
+    (no confirmation from the controller in time), or None."""
+    start = clock()
+    deadline = start + window
+    seconds = {}
+
+    def mark(step):
+        seconds[step] = round(clock() - start, 1)
+
+    result = {"confirmed": False, "rolled_back": False, "by_timer": False, "step": None, "detail": None,
+              "seconds": seconds, "clients": []}
+    ops.arm(window + TIMER_MARGIN)  # raises: nothing applied yet
+    mark("armed")
+    try:
+        before = {}
+        for client in ops.ssh_clients():
+            try:
+                before[client] = ops.route(client)
+            except (OSError, ValueError):
+                continue  # no route to it now: nothing to compare after the apply
+        result["clients"] = sorted(before)
+
+        rc, line = ops.apply(max(1.0, deadline - clock()))
+        mark("applied")
+        if rc != 0:
+            raise Outcome("apply", "the apply failed (rc=%s): %s" % (rc, line or "no output"))
+
+        settle_end = min(deadline, clock() + settle_timeout)
+        while True:
+            problems = ops.rail_problems()
+            if not problems:
+                break
+            if clock() >= settle_end:
+                raise Outcome("rails", "the rails were not up with their addresses and MTU %ds after the apply: %s"
+                              % (round(clock() - start - seconds["applied"]), "; ".join(problems)))
+            sleep(poll)
+        mark("rails")
+
+        moved = []
+        for client, was in sorted(before.items()):
+            try:
+                now = ops.route(client)
+            except (OSError, ValueError) as exc:
+                moved.append("%s: no route any more (%s)" % (client, exc))
+                continue
+            if now != was:
+                moved.append("%s: was out of %s, now out of %s" % (client, _route_text(was), _route_text(now)))
+        if moved:
+            raise Outcome("route", "the route to the controller (the SSH client%s of this node) moved: %s"
+                          % ("s" if len(before) > 1 else "", "; ".join(moved)))
+
+        targets_end = min(deadline, clock() + TARGET_TIMEOUT)
+        for target in targets:
+            while not ops.ping(target):
+                if clock() >= targets_end:
+                    raise Outcome("targets", "%s no longer answered a ping (%ds after the apply)"
+                                  % (target, round(clock() - start - seconds["applied"])))
+                sleep(1.0)
+        mark("checked")
+
+        while not ops.acked():
+            if clock() >= deadline:
+                raise Outcome("confirm", "the controller did not reach the node within %ds of the apply; the "
+                              "node's own checks had passed %ss after it" % (window, seconds["checked"]))
+            sleep(poll)
+        mark("confirmed")
+        result["by_timer"] = ops.disarm()
+        if result["by_timer"]:  # the timer fired before the disarm: this program was too slow
+            result.update(rolled_back=True, step="timer", detail="the safety timer fired (%ds) before the "
+                          "confirmation was read" % (window + TIMER_MARGIN))
+        else:
+            result["confirmed"] = True
+        return result
+    except Outcome as outcome:
+        result.update(step=outcome.step, detail=outcome.detail)
+    result["by_timer"] = ops.disarm()
+    result["rolled_back"] = True
+    if not result["by_timer"]:
+        rc, line = ops.rollback(ROLLBACK_TIMEOUT)
+        if rc != 0:
+            result["rolled_back"] = False
+            result["detail"] += "; the rollback itself failed (rc=%s): %s" % (rc, line or "no output")
+    mark("rolled_back")
+    return result
+
+
+def _route_text(route):
+    return "%s%s%s" % (route.get("dev"), " through %s" % route["via"] if route.get("via") else "",
+                       " from %s" % route["src"] if route.get("src") else "")
