@@ -8,8 +8,10 @@ The judgement (recipe, tables, rules of every stage, the plan) is plugin_utils/_
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.sparkops.cluster.plugins.module_utils._settings import SettingError
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._preflight import judge
 
 
@@ -17,11 +19,19 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("recipe", "overrides", "hosts", "stage", "facts"))
 
+    def _render(self, name, value):
+        """A collection variable as Ansible renders it: an action's task vars hold the
+        inventory's, -e's and a vault's values unrendered ('{{ playbook_dir }}/recipes')."""
+        try:
+            return self._templar.template(value)
+        except AnsibleError as exc:
+            raise SettingError("%s cannot be rendered from %r: %s" % (name, value, exc.message))
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args, variables = self._task.args, task_vars or {}
         hosts = list(args.get("hosts") or variables.get("ansible_play_hosts_all") or [])
         result.update(judge(variables, variables["hostvars"], hosts, stage=args.get("stage", "static"),
                             facts=args.get("facts"), recipe_name=args.get("recipe"), overrides=args.get("overrides"),
-                            check_mode=self._play_context.check_mode))
+                            check_mode=self._play_context.check_mode, render=self._render))
         return result

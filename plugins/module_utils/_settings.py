@@ -94,17 +94,27 @@ def _port_errors(api, ray):
     return out
 
 
-def read(variables):
+def read(variables, render=None):
     """{name without the sparkops_ prefix: value} from a host's variables, defaults filled,
     values coerced (a number written as text is the number). Raises SettingError listing
-    every variable of the wrong kind."""
+    every variable of the wrong kind.
+
+    render(name, value): the value as Ansible renders it (a template of a variable of the
+    inventory, of -e or of a vault), for callers that get the variables unrendered (an
+    action plugin's task vars); it raises SettingError naming what it could not render."""
     out, errors = {}, []
     for name, (kind, default, _doc) in SETTINGS.items():
         value = variables.get(name, default) if hasattr(variables, "get") else default
-        if value is None:
-            value = default
         try:
-            out[name[len("sparkops_"):]] = value if value is None else _coerce(name, kind, value)
+            raw, value = value, render(name, value) if render and value is not None else value
+            if value is None:
+                value = default
+            try:
+                out[name[len("sparkops_"):]] = value if value is None else _coerce(name, kind, value)
+            except SettingError as exc:
+                if raw is value or raw == value:
+                    raise
+                raise SettingError("%s (rendered from %r)" % (exc, raw))
         except SettingError as exc:
             errors.append(str(exc))
     errors += _port_errors(out.get("api_port"), out.get("ray_port"))

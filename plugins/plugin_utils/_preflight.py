@@ -110,17 +110,18 @@ def _unique(findings):
 
 
 def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=None, overrides=None,
-          check_mode=False):
+          check_mode=False, render=None):
     """The preflight's result (the action's return): plan, recipe, refusals (structured),
     warnings (text), accepted, not_judged; failed and msg when the plan is refused.
 
     variables: a host's variables (the collection settings); hostvars: every host's;
-    hosts: the plan's nodes in rank order; facts: {host: facts} of the dynamic stage.
+    hosts: the plan's nodes in rank order; facts: {host: facts} of the dynamic stage;
+    render: renders a variable's value as Ansible would (_settings.read).
     """
     if stage not in ("static", "dynamic"):
         return dict(failed=True, msg="stage must be static or dynamic, got %r" % stage, refusals=[])
     try:
-        settings = _settings.read(variables)
+        settings = _settings.read(variables, render=render)
     except _settings.SettingError as exc:
         settings, settings_error = None, str(exc)
     else:
