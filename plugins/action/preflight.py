@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._settings import SettingError
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._settings import SettingError
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._preflight import judge
 
 
@@ -34,4 +34,8 @@ class ActionModule(ActionBase):
         result.update(judge(variables, variables["hostvars"], hosts, stage=args.get("stage", "static"),
                             facts=args.get("facts"), recipe_name=args.get("recipe"), overrides=args.get("overrides"),
                             check_mode=self._play_context.check_mode, render=self._render))
+        if result.get("failed") and self._display.verbosity < 1:
+            # a refusal prints its rows, not the whole plan (about 17 KB): that at -v and above
+            for key in ("plan", "recipe", "accepted", "not_judged"):
+                result.pop(key, None)
         return result

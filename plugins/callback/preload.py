@@ -22,7 +22,7 @@ description:
     -vvv); the task that uses it fails as it would without this callback.
   - Measured on the simulated 4-node cluster (a second deploy with nothing to change, on a 2-core
     machine), it saves about a sixth of the controller's CPU time; see the README, section Performance.
-version_added: 0.3.0
+version_added: 0.2.0
 requirements:
   - enabled in the configuration, e.g. C(callbacks_enabled = sparkops.cluster.preload) in the
     C([defaults]) section of C(ansible.cfg)

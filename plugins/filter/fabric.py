@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _rules
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _rules
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import (
     FabricError, bandwidth_rails, fabric_report, rail_nodes, rail_plan, rail_state)
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import read_tables

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _plan, _rules, _settings
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _rules, _settings
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
-from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import read_tables, recipes_dir
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import data_dirs, read_tables
 
 
 def _plan_node(plan, host):
@@ -33,7 +33,7 @@ def _node_env(hostvars, host, hardware):
     per-node values of its rails (what the fabric check's all-reduce runs with)."""
     try:
         settings = _settings.read(hostvars[host])
-        profiles = read_tables(recipes_dir(settings))[1]
+        profiles = read_tables(data_dirs(settings))[1]
         rails = rail_plan(host, hostvars[host]) if hostvars[host].get("sparkops_rails") is not None else []
     except (_settings.SettingError, _rules.TableError, FabricError) as exc:
         raise AnsibleFilterError(str(exc))
@@ -43,9 +43,9 @@ def _node_env(hostvars, host, hardware):
 
 
 def _hardware(name, directory=None):
-    """A hardware profile of hardware.yml (the collection's, or a recipes directory's)."""
+    """A hardware profile of hardware.yml: a data directory's (sparkops_data_dir), else the collection's."""
     try:
-        profiles = read_tables(recipes_dir({"recipes_dir": directory}))[1]
+        profiles = read_tables(data_dirs({"data_dir": directory}))[1]
     except _rules.TableError as exc:
         raise AnsibleFilterError(str(exc))
     if name not in profiles:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # Each filter's documentation is in the .yml file of its name beside this one.
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._secrets import has_secrets, mask
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import has_secrets, mask
 
 
 class FilterModule:

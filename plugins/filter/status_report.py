@@ -14,7 +14,7 @@ description:
     lines, a verdict and one sentence per problem naming the node and the fix.
   - An unreachable node, a failed read, an absent container or a silent API is reported,
     never an error of the filter.
-version_added: 0.3.0
+version_added: 0.2.0
 author: sparkops.cluster developers (@sparkops)
 positional: nodes, ray, serving, now
 options:

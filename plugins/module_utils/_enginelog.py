@@ -5,7 +5,7 @@
 
 Progress lines are vLLM's own log strings (vllm 0.32.0 source: model loader,
 kv_cache_utils, gpu_model_runner, api entry); known fatal lines come from
-recipes/known_failures.yml (`patterns` of each row), so one table serves the preflight
+data/known_failures.yml (`patterns` of each row), so one table serves the preflight
 and the watch.
 """
 

@@ -15,7 +15,7 @@ description:
     Every O(wait) seconds a progress line is printed on the controller (the action
     plugin calls the module once per O(wait)).
   - Fails at once, with the explanation and the fix, when the log shows a line of
-    O(known_failures) (the C(patterns) of C(recipes/known_failures.yml)), when the engine
+    O(known_failures) (the C(patterns) of C(data/known_failures.yml)), when the engine
     process has exited, or when the log has shown no progress for O(stall_timeout) seconds
     (field reports of a load stopped at layer 57 for 30 minutes, KF-3, and of a graph capture
     spinning for 34 minutes). The failure names the process state (a stopped process

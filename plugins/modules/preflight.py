@@ -9,10 +9,11 @@ DOCUMENTATION = r"""
 module: preflight
 short_description: Refuse known-bad serving plans before touching a node, and make the plan
 description:
-  - Loads a model recipe (C(recipes/NAME.yml), or your own directory with
-    C(sparkops_recipes_dir)), applies O(overrides), validates it against the recipe schema
-    and checks the plan against the rules of C(recipes/known_failures.yml), the one table of
-    what is refused, warned about and recognised in engine logs. Each refusal names the
+  - Loads a model recipe (C(NAME.yml) of your own directory C(sparkops_recipes_dir) when it has one, else of
+    the collection's C(recipes/)), applies O(overrides), validates it against the recipe schema
+    and checks the plan against the rules of C(data/known_failures.yml), the one table of
+    what is refused, warned about and recognised in engine logs (plus the rows of your own
+    C(known_failures.yml) in C(sparkops_data_dir)). Each refusal names the
     rule (the row's id), the option, the reason, the fix and the public source.
   - Engine flags are read as vLLM's own parser reads them (dashes or underscores, short
     aliases such as C(-tp), C(--flag value) in one item, dotted and JSON C(--compilation-config)),
@@ -93,7 +94,7 @@ plan:
 refusals:
   description: >-
     Every refused point, of every class (recipe file and fields, settings, node count,
-    inventory, recipe rules, facts) - rule (the row id of recipes/known_failures.yml),
+    inventory, recipe rules, facts) - rule (the row id of data/known_failures.yml),
     option, reason, fix, sources, severity, title.
   returned: always
   type: list

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _plan, _recipe, _rules, _settings
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules, _settings
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import node_addresses, rail_nodes
-from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import TABLES, load_yaml, read_tables, recipes_dir, table_file
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import data_dirs, load_yaml, read_tables, recipe_dirs, recipes
 
 # Role variables whose mapping is added to the engine's environment (the roles combine
 # them over the plan's): each is a door to the same settings as serving.env
 ROLE_ENV = ("ray_cluster_env", "vllm_container_env")
+
+
+def _ansible_version():
+    from ansible.release import __version__
+    return __version__
 
 
 class Refused(Exception):
@@ -27,22 +32,25 @@ class Refused(Exception):
         self.refusal = refusal
 
 
-def read_recipe(table, name, directory, overrides, known_rows):
-    """(the recipe after overrides, validated; the recipe file as written). Refused (PLAN-4)
-    names the field and the fix."""
+def read_recipe(table, name, dirs, overrides, known_rows):
+    """(the recipe after overrides, validated; the recipe file as written; its path; the paths of
+    the recipes of that name it shadows). The recipe is looked for in `dirs` in order (the user's
+    recipes directory, then the collection's). Refused (PLAN-4) names the field and the fix."""
     def refuse(detail, fix):
         raise Refused(table.finding("PLAN-4", "sparkops_recipe", detail=detail, fix=fix))
 
-    known = sorted(f[:-4] for f in os.listdir(directory) if f.endswith(".yml") and f not in TABLES) \
-        if os.path.isdir(directory) else []
+    found, shadowed = recipes(dirs)
+    where = " or ".join(dirs)
+    one_of = "set sparkops_recipe to one of: %s" % ", ".join(sorted(found))
     if not isinstance(name, str) or not name.strip():
-        refuse("no recipe given", "set sparkops_recipe to one of: %s" % ", ".join(known))
-    if "/" in name or name + ".yml" in TABLES:
-        refuse("%r is not a recipe name" % name, "set sparkops_recipe to one of: %s" % ", ".join(known))
-    path = os.path.join(directory, name + ".yml")
-    if not os.path.exists(path):
-        refuse("recipe %r not found in %s" % (name, directory),
-               "use one of %s, or add %s (sparkops_recipes_dir names your own directory)" % (", ".join(known), path))
+        refuse("no recipe given", one_of)
+    if not _recipe.NAME.match(name):
+        refuse("%r is not a recipe name (%s)" % (name, _recipe.NAME_RULE), one_of)
+    if name not in found:
+        refuse("recipe %r not found in %s" % (name, where),
+               "use one of %s, or add %s.yml to %s (sparkops_recipes_dir names your own directory)"
+               % (", ".join(sorted(found)), name, dirs[0]))
+    path = found[name]
     data, why = load_yaml(path, "recipe")
     if why:
         refuse(why, "fix the YAML of %s" % path)
@@ -54,9 +62,13 @@ def read_recipe(table, name, directory, overrides, known_rows):
         refuse("sparkops_recipe_overrides must be a mapping, got %s" % type(overrides).__name__,
                "give the overrides as a mapping of recipe fields")
     try:
-        return _recipe.validate(_recipe.merge(data, overrides), source=path, known_rows=known_rows), data
+        recipe = _recipe.validate(_recipe.merge(data, overrides), source=path, known_rows=known_rows)
     except _recipe.RecipeError as exc:
         refuse(str(exc), "fix the recipe field(s) named, in %s or in sparkops_recipe_overrides" % path)
+    if recipe["name"] != name:
+        refuse("recipe %s is named %r inside; a recipe's name is its file's name" % (path, recipe["name"]),
+               "set name: %s in %s (or rename the file)" % (name, path))
+    return recipe, data, path, shadowed.get(name, [])
 
 
 def env_variants(hw, recipe, hosts, hostvars):
@@ -96,8 +108,46 @@ def _accepted_rows(table, accept):
             raise Refused(table.finding("PLAN-6", "sparkops_accept", detail="sparkops_accept.%s is not a row of the "
                                         "table of known failures (rows: KF-*, PLAN-*, INV-*, SEC-*)" % row_id))
         if not table.acceptable(row_id):
-            raise Refused(table.finding("PLAN-6", "sparkops_accept", detail="%s cannot be accepted: without it there "
-                                        "is no plan to run (%s)" % (row_id, table.rows[row_id]["title"])))
+            raise Refused(table.finding("PLAN-6", "sparkops_accept", detail="%s (%s) cannot be accepted: it is a hard "
+                                        "limit (arithmetic, the recipe's schema, the inventory's addresses or "
+                                        "security), which no reason waives; fix what it names instead" % (
+                                            row_id, table.rows[row_id]["title"])))
+
+
+# What the roles need in the Python that runs ansible-playbook: (module, its package on PyPI, why)
+CONTROLLER_MODULES = (
+    ("netaddr", "netaddr", "the netplan role renders the rails' prefixes with ansible.utils' ipaddr filter"),
+    ("jmespath", "jmespath", "the ray_cluster role reads Docker's container list with community.general's "
+                             "json_query filter"),
+)
+# meta/runtime.yml's requires_ansible
+ANSIBLE_CORE_FLOOR = (2, 17)
+
+
+def controller_problems(core_version, have=None):
+    """[(what is missing, how to install it)] on the controller: ansible-core below the floor,
+    a Python module the roles need. have(module) tells whether a module can be imported."""
+    import importlib.util
+    have = have or (lambda name: importlib.util.find_spec(name) is not None)
+    out = []
+    release = tuple(int(x) for x in (core_version.split(".") + ["0", "0"])[:2] if x.isdigit())
+    if len(release) == 2 and release < ANSIBLE_CORE_FLOOR:
+        out.append(("ansible-core %s is older than the collection's floor %d.%d (meta/runtime.yml)"
+                    % ((core_version,) + ANSIBLE_CORE_FLOOR), "pip install 'ansible-core>=%d.%d'" % ANSIBLE_CORE_FLOOR))
+    for module, package, why in CONTROLLER_MODULES:
+        if not have(module):
+            out.append(("the controller's Python has no %s module (%s)" % (module, why), "pip install %s" % package))
+    return out
+
+
+def _limited(variables, hosts):
+    """What --limit left of the target group, for the node-count refusal ('' without --limit)."""
+    limit = variables.get("ansible_limit")
+    if not limit:
+        return ""
+    target = str(variables.get("sparkops_target") or "sparkops_nodes")
+    group = list((variables.get("groups") or {}).get(target) or [])
+    return "; --limit %s leaves %d of the %d node(s) of group %s" % (limit, len(hosts), len(group), target)
 
 
 def _unique(findings):
@@ -126,27 +176,33 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
         settings, settings_error = None, str(exc)
     else:
         settings_error = None
-    directory = recipes_dir(settings)
     try:
-        table, hardware = read_tables(directory)
+        table, hardware, profile_files = read_tables(data_dirs(settings))
     except _rules.TableError as exc:
         return dict(failed=True, refusals=[], msg="the table of the preflight is broken: %s" % exc)
 
     try:
+        missing = controller_problems(_ansible_version())
+        if missing:
+            raise Refused(table.finding("PLAN-12", "controller", detail="; ".join(m[0] for m in missing),
+                                        install=" and ".join(m[1] for m in missing)))
         if settings_error:
             raise Refused(table.finding("PLAN-6", "settings", detail=settings_error))
         accept = settings["accept"]
         _accepted_rows(table, accept)
         overrides = settings["recipe_overrides"] if overrides is None else overrides
-        recipe, base = read_recipe(table, recipe_name or settings["recipe"], directory, overrides, set(table.rows))
+        recipe, base, recipe_path, shadowed = read_recipe(table, recipe_name or settings["recipe"],
+                                                          recipe_dirs(settings), overrides, set(table.rows))
         hw = hardware.get(recipe["hardware"])
         if not isinstance(hw, dict):
             raise Refused(table.finding("PLAN-4", "hardware", detail="hardware %r is not a profile of %s (%s)" % (
-                recipe["hardware"], table_file("hardware.yml", directory), ", ".join(sorted(hardware))),
-                fix="set the recipe's hardware to a profile name, or add the profile"))
+                recipe["hardware"], " or ".join(os.path.join(d, "hardware.yml") for d in data_dirs(settings)),
+                ", ".join(sorted(hardware))),
+                fix="set the recipe's hardware to a profile name, or add the profile (sparkops_data_dir names "
+                    "your own hardware.yml)"))
         if len(hosts) != recipe["nodes"]:
             raise Refused(table.finding("PLAN-5", "nodes", planned=recipe["nodes"], given=len(hosts),
-                                        hosts=", ".join(hosts) or "none"))
+                                        hosts=", ".join(hosts) or "none", limited=_limited(variables, hosts)))
         try:
             variants = env_variants(hw, recipe, hosts, hostvars)
         except _settings.SettingError as exc:
@@ -175,7 +231,11 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
 
     containers = {h: str(hostvars[h].get("sparkops_engine_container") or settings["engine_container"]) for h in hosts}
     plan = _plan.build(recipe, hw, nodes, settings, table.log_patterns(), containers)
-    plan.update(warnings=[dict(w) for w in warnings], accepted=[dict(a) for a in accepted], not_judged=skipped)
+    plan.update(warnings=[dict(w) for w in warnings], accepted=[dict(a) for a in accepted], not_judged=skipped,
+                sources={"recipe": recipe_path, "hardware": profile_files.get(recipe["hardware"]),
+                         "table_rows_added": sorted(table.extra)},
+                notes=["recipe %s of %s shadows %s" % (recipe["name"], recipe_path, " and ".join(shadowed))]
+                if shadowed else [])
     result = dict(changed=False, plan=plan, recipe=recipe, refusals=[dict(r) for r in refusals],
                   accepted=[dict(a) for a in accepted], not_judged=skipped,
                   warnings=[str(w) for w in warnings] + ["accepted (sparkops_accept: %s): %s" % (a["accepted"], a)

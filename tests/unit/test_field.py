@@ -42,12 +42,15 @@ def plan(tmp_path, config, overrides=None, common=None, per_host=None, hosts=Non
     """judge() of a configuration: its recipe written to a recipes directory of its own
     (the collection's hardware profiles and table serve it), or a collection recipe."""
     variables = {}
-    if recipe_text is not None:
-        (tmp_path / "field.yml").write_text(recipe_text)
-        variables.update(sparkops_recipe="field", sparkops_recipes_dir=str(tmp_path))
-    elif "recipe" in config:
-        (tmp_path / "field.yml").write_text(yaml.safe_dump(config["recipe"]))
-        variables.update(sparkops_recipe="field", sparkops_recipes_dir=str(tmp_path))
+    if recipe_text is not None or "recipe" in config:  # a recipe's file is named after it
+        text = recipe_text if recipe_text is not None else yaml.safe_dump(config["recipe"])
+        try:
+            found = yaml.safe_load(text)
+        except yaml.YAMLError:
+            found = None
+        name = found.get("name") if isinstance(found, dict) and found.get("name") else "field"
+        (tmp_path / ("%s.yml" % name)).write_text(text)
+        variables.update(sparkops_recipe=name, sparkops_recipes_dir=str(tmp_path))
     else:
         variables.update(sparkops_recipe=config["recipe_file"])
     if config.get("accept"):
@@ -110,12 +113,30 @@ def test_every_class_of_bad_plan_is_covered():
 
 def test_an_accepted_refusal_is_recorded_in_the_plan_and_no_longer_stops_it(tmp_path):
     config = base_config("qwen397b")
-    refused = plan(tmp_path, config, common={"ansible_host": "10.0.0.5"})
-    assert refused["failed"] and "sparkops_accept: {INV-3: 'your reason'}" in refused["msg"]
-    config["accept"] = {"INV-3": "all four nodes sit behind one bastion port-forward"}
-    out = plan(tmp_path, config, common={"ansible_host": "10.0.0.5"})
-    assert not out.get("failed") and {a["rule"] for a in out["plan"]["accepted"]} == {"INV-3"}
-    assert any(w.startswith("accepted (sparkops_accept: all four nodes") for w in out["warnings"])
+    refused = plan(tmp_path, config, rails=1)
+    assert refused["failed"] and "sparkops_accept: {KF-13: 'your reason'}" in refused["msg"]
+    config["accept"] = {"KF-13": "one rail is enough for this model's traffic"}
+    out = plan(tmp_path, config, rails=1)
+    assert not out.get("failed") and {a["rule"] for a in out["plan"]["accepted"]} == {"KF-13"}
+    assert any(w.startswith("accepted (sparkops_accept: one rail is enough") for w in out["warnings"])
+
+
+@pytest.mark.parametrize("row, overrides, common", [
+    ("PLAN-9", {"parallelism": {"tensor": 3, "pipeline": 1}, "nodes": 3}, {}),
+    ("INV-3", None, {"ansible_host": "10.0.0.5"}),
+])
+def test_a_hard_row_is_never_waived(tmp_path, row, overrides, common):
+    """Arithmetic and address conflicts: the refusal suggests no sparkops_accept, and accepting
+    the row is itself refused, naming why; the run never goes on."""
+    config = base_config("qwen397b")
+    hosts = 3 if row == "PLAN-9" else None
+    refused = plan(tmp_path, config, overrides=overrides, common=common, hosts=hosts)
+    assert refused["failed"] and row in {r["rule"] for r in refused["refusals"]}
+    assert "sparkops_accept" not in refused["msg"]
+    config["accept"] = {row: "trust me"}
+    out = plan(tmp_path, config, overrides=overrides, common=common, hosts=hosts)
+    assert out["failed"] and out["refusals"][0]["rule"] == "PLAN-6"
+    assert "%s (" % row in out["msg"] and "cannot be accepted: it is a hard limit" in out["msg"]
 
 
 def test_a_version_bound_rule_outside_its_versions_is_named_not_judged(tmp_path):

@@ -1,4 +1,4 @@
-"""The plan (module_utils/_plan): every node's environment, the engine command, the
+"""The plan (plugin_utils/_plan): every node's environment, the engine command, the
 settings; the environment derivation table-driven over the hardware kinds."""
 
 from __future__ import annotations
@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _fabric, _plan, _recipe, _rules, _settings
+from ansible_collections.sparkops.cluster.plugins.module_utils import _fabric
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules, _settings
 from conftest import REPO
 
 RECIPES = REPO / "recipes"
-HARDWARE = yaml.safe_load((RECIPES / "hardware.yml").read_text())
-TABLE = _rules.Table(yaml.safe_load((RECIPES / "known_failures.yml").read_text()))
+HARDWARE = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())
+TABLE = _rules.Table(yaml.safe_load((REPO / "data" / "known_failures.yml").read_text()))
 SPARK_RAILS = [{"name": "rail1", "netdev": "enp1s0f1np1", "rdma_device": "rocep1s0f1", "subnet": "192.168.100.0/24"},
                {"name": "rail2", "netdev": "enP2p1s0f1np1", "rdma_device": "roceP2p1s0f1", "subnet": "192.168.101.0/24"}]
 # a host with one ConnectX-7 port per GPU, as an 8x H200 node (NDR 400G, mlx5 names)

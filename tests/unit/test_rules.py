@@ -1,4 +1,4 @@
-"""The preflight's rules (module_utils/_rules) against the table of known failures: the
+"""The preflight's rules (plugin_utils/_rules) against the table of known failures: the
 field reports' recipes pass, known-bad plans are refused with the row's words."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _plan, _recipe, _rules
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules
 from conftest import REPO
 
 RECIPES = REPO / "recipes"
-HARDWARE = yaml.safe_load((RECIPES / "hardware.yml").read_text())
-TABLE = _rules.Table(yaml.safe_load((RECIPES / "known_failures.yml").read_text()))
+HARDWARE = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())
+TABLE = _rules.Table(yaml.safe_load((REPO / "data" / "known_failures.yml").read_text()))
 GOOD = ["qwen397b", "qwen397b-int4", "minimax-m27", "qwen3-vl-235b", "qwen397b-h200x8"]
 GIB = 1024 ** 3
 

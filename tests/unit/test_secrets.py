@@ -1,10 +1,10 @@
-"""Secrets in environment mappings (module_utils/_secrets): named, masked, never shown."""
+"""Secrets in environment mappings (plugin_utils/_secrets): named, masked, never shown."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _secrets
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _secrets
 
 
 @pytest.mark.parametrize("name, secret", [

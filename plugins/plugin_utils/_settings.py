@@ -14,8 +14,11 @@ SETTINGS = {
     "sparkops_recipe": (str, None, "The recipe to plan (a file of the recipes directory, without .yml)."),
     "sparkops_recipe_overrides": (dict, {}, "Deep-merged into the recipe; null removes a field, a list replaces "
                                             "the whole list."),
-    "sparkops_recipes_dir": (str, None, "Your own recipes directory (recipes, and optionally hardware.yml and "
-                                        "known_failures.yml); the collection's recipes/ when unset."),
+    "sparkops_recipes_dir": (str, None, "Your own recipes directory, looked in before the collection's recipes/ "
+                                        "(a recipe of yours shadows the collection's of the same name)."),
+    "sparkops_data_dir": (str, None, "Your own data directory: a hardware.yml whose profiles are added to the "
+                                     "collection's (yours shadow its of the same name) and a known_failures.yml whose "
+                                     "rows are added to the collection's table."),
     "sparkops_api_host": (str, "127.0.0.1", "Address the OpenAI-compatible API binds to on the head."),
     "sparkops_api_port": (int, 8000, "Port of the API on the head."),
     "sparkops_ray_port": (int, 6379, "Port of Ray's GCS on the head."),
@@ -36,7 +39,7 @@ SETTINGS = {
                                                   "it ran as REPOSITORY:sparkops-previous (the rollback image)."),
     "sparkops_engine_rollback": (bool, False, "Serve the rollback image (REPOSITORY:sparkops-previous) instead of the "
                                               "recipe's engine.image."),
-    "sparkops_accept": (dict, {}, "Rows of recipes/known_failures.yml you accept for this plan, each with your reason "
+    "sparkops_accept": (dict, {}, "Rows of data/known_failures.yml you accept for this plan, each with your reason "
                                   "({KF-31: 'tested with our image'}); their findings no longer stop the deploy and "
                                   "the plan records them."),
 }

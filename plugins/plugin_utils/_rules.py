@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The preflight's rules and the table they answer to. Pure Python.
 
-recipes/known_failures.yml is the one table of what is refused, warned about and
+data/known_failures.yml is the one table of what is refused, warned about and
 recognised in engine logs. Each rule here is registered under the id of its row and
 returns findings: the option concerned and the values the row's reason and fix name.
 The row gives the words (reason, fix, sources, severity); the rule only detects.
@@ -15,8 +15,8 @@ import ipaddress
 import re
 import string
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import INT4, args_dict, parse_version, same_value
-from ansible_collections.sparkops.cluster.plugins.module_utils._secrets import is_secret
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import INT4, args_dict, parse_version, same_value
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import is_secret
 
 GIB = 1024 ** 3
 MARLIN_MIN_THREAD_N = 64
@@ -31,7 +31,7 @@ RULES = []
 
 
 def rule(row_id, stage="recipe"):
-    """Register a rule under the id of its row in recipes/known_failures.yml."""
+    """Register a rule under the id of its row in data/known_failures.yml."""
     def register(fn):
         RULES.append((row_id, stage, fn))
         return fn
@@ -39,7 +39,7 @@ def rule(row_id, stage="recipe"):
 
 
 class TableError(ValueError):
-    """recipes/known_failures.yml is malformed; the message names the row and the field."""
+    """data/known_failures.yml is malformed; the message names the row and the field."""
 
 
 class Refusal(dict):
@@ -55,44 +55,61 @@ def _fields(text):
 
 
 class Table:
-    """The rows of recipes/known_failures.yml, checked, by id."""
+    """The rows of data/known_failures.yml, checked, by id."""
 
     def __init__(self, rows):
         if not isinstance(rows, list) or not rows:
             raise TableError("known_failures.yml must be a non-empty list of rows")
-        self.rows = {}
+        self.rows, self.extra = {}, set()
         for i, row in enumerate(rows):
-            where = "known_failures.yml row %d" % i
-            if not isinstance(row, dict):
-                raise TableError("%s is not a mapping" % where)
-            missing = [k for k in _ROW_KEYS if not row.get(k)]
-            if missing:
-                raise TableError("%s (%s) lacks %s" % (where, row.get("id"), ", ".join(missing)))
-            if row["id"] in self.rows:
-                raise TableError("%s: id %s is used twice" % (where, row["id"]))
-            if row["severity"] not in SEVERITIES:
-                raise TableError("%s (%s): severity must be refuse or warn" % (where, row["id"]))
-            if not isinstance(row["sources"], list) or not all(isinstance(s, str) and s.strip() for s in row["sources"]):
-                raise TableError("%s (%s): sources must be a list of public sources" % (where, row["id"]))
-            detect = row.get("detect") or {}
-            for pattern in detect.get("patterns") or []:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise TableError("%s (%s): pattern %r is not a regular expression: %s"
-                                     % (where, row["id"], pattern, exc))
-            versions = row.get("versions")
-            if versions is not None:
-                if not isinstance(versions, dict) or not versions or set(versions) - {"from", "before"}:
-                    raise TableError("%s (%s): versions must be a mapping {from, before} of vLLM versions"
-                                     % (where, row["id"]))
-                try:
-                    row["_versions"] = {k: parse_version(str(v)) for k, v in versions.items()}
-                except ValueError as exc:
-                    raise TableError("%s (%s): versions: %s" % (where, row["id"], exc))
-            if not isinstance(row.get("accept", True), bool):
-                raise TableError("%s (%s): accept must be true or false" % (where, row["id"]))
-            self.rows[row["id"]] = row
+            self._add(row, "known_failures.yml row %d" % i)
+
+    def extend(self, row, source):
+        """Add a row of a user's own table (source: its file). It may detect by log patterns only
+        (rules are this collection's code) and may not reuse an id of this table."""
+        where = "%s row %s" % (source, row.get("id") if isinstance(row, dict) else row)
+        if isinstance(row, dict) and row.get("id") in self.rows:
+            raise TableError("%s: %s is a row of the collection's table; give your row an id of your own (say "
+                             "USER-1): the collection's rows cannot be changed or reopened, only accepted where "
+                             "they allow it (sparkops_accept)" % (where, row["id"]))
+        if isinstance(row, dict) and (row.get("detect") or {}).get("rule"):
+            raise TableError("%s: detect.rule names a rule of the collection's code; a row of your own detects by "
+                             "detect.patterns (lines of the engine's log) only" % where)
+        self._add(row, where)
+        self.extra.add(row["id"])
+
+    def _add(self, row, where):
+        if not isinstance(row, dict):
+            raise TableError("%s is not a mapping" % where)
+        missing = [k for k in _ROW_KEYS if not row.get(k)]
+        if missing:
+            raise TableError("%s (%s) lacks %s" % (where, row.get("id"), ", ".join(missing)))
+        if row["id"] in self.rows:
+            raise TableError("%s: id %s is used twice" % (where, row["id"]))
+        if row["severity"] not in SEVERITIES:
+            raise TableError("%s (%s): severity must be refuse or warn" % (where, row["id"]))
+        if not isinstance(row["sources"], list) or not all(isinstance(s, str) and s.strip() for s in row["sources"]):
+            raise TableError("%s (%s): sources must be a list of public sources" % (where, row["id"]))
+        detect = row.get("detect") or {}
+        for pattern in detect.get("patterns") or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise TableError("%s (%s): pattern %r is not a regular expression: %s"
+                                 % (where, row["id"], pattern, exc))
+        versions = row.get("versions")
+        if versions is not None:
+            if not isinstance(versions, dict) or not versions or set(versions) - {"from", "before"}:
+                raise TableError("%s (%s): versions must be a mapping {from, before} of vLLM versions"
+                                 % (where, row["id"]))
+            try:
+                row["_versions"] = {k: parse_version(str(v)) for k, v in versions.items()}
+            except ValueError as exc:
+                raise TableError("%s (%s): versions: %s" % (where, row["id"], exc))
+        if not isinstance(row.get("accept"), bool):
+            raise TableError("%s (%s): accept must be true or false (can sparkops_accept waive the row for a plan?)"
+                             % (where, row["id"]))
+        self.rows[row["id"]] = row
 
     def __contains__(self, row_id):
         return row_id in self.rows
@@ -123,7 +140,7 @@ class Table:
                         "before %s" % words["before"] if "before" in words else "") if w)
 
     def acceptable(self, row_id):
-        return self.rows[row_id].get("accept", True)
+        return self.rows[row_id]["accept"]
 
     def log_patterns(self):
         """Rows with log patterns, as the load watch takes them (id, title, fix, source, patterns)."""

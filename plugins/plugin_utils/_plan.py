@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_env
-from ansible_collections.sparkops.cluster.plugins.module_utils._recipe import args_dict, parse_args, parse_version
-from ansible_collections.sparkops.cluster.plugins.module_utils._rules import PER_NODE_ENV
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import args_dict, parse_args, parse_version
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._rules import PER_NODE_ENV
 
 GIB = 1024 ** 3
 VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json from here
@@ -181,7 +181,7 @@ def node_address(node):
 
 def build(recipe, hw, nodes, settings, log_patterns, containers=None):
     """The plan from a valid recipe, its hardware profile, the rail plan of every node in
-    rank order ([{name, rails}], the first is the head), the settings (module_utils/_settings)
+    rank order ([{name, rails}], the first is the head), the settings (plugin_utils/_settings)
     and the table's log patterns. containers: {node: engine container name}."""
     head = node_address(nodes[0]) if nodes else None
     executor = recipe["engine"]["executor"]

@@ -21,6 +21,10 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LOCAL_PATH = re.compile(r"^/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]+/?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$")
+# A recipe's name (its file's, without .yml): it names systemd units' descriptions, labels and
+# files on the controller, so it is one safe word: no path, no space, no newline
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+NAME_RULE = "lower-case letters, digits, '.', '_' and '-', starting with a letter or a digit"
 _MODEL_ID = (lambda v: bool(_HUB_ID.match(v) or _LOCAL_PATH.match(v) and "/../" not in v + "/"),
              "a Hugging Face id (org/name) or an absolute path of the weights")
 # [registry[:port]/]repo[:tag][@sha256:64 hex] (Docker's reference grammar, lower case repo)
@@ -30,7 +34,7 @@ _IMAGE = (lambda v: bool(_IMAGE_REF.match(v)),
           "an image reference, repo:tag or repo@sha256:<64 hex digits> (a digest pins the bytes)")
 _SERVED = (lambda v: bool(_NAME.match(v)), "a name of letters, digits and . _ - : / + (no spaces)")
 _SCHEMA = {
-    "name": (str, True, None, "the recipe's file name"),
+    "name": (str, True, (lambda v: bool(NAME.match(v)), NAME_RULE), "the recipe's file name"),
     "description": (str, False, None, "text"),
     "model": (dict, True, None, "a mapping: the model's facts"),
     "model.id": (str, True, _MODEL_ID, None),
@@ -52,7 +56,7 @@ _SCHEMA = {
     "model.allow_unpinned_remote_code": (bool, False, None, "true to run the hub's code of this model unpinned "
                                                             "(--trust-remote-code without --revision)"),
     "model.quantization": (str, True, (lambda v: v in QUANTIZATIONS, "one of " + ", ".join(QUANTIZATIONS)), None),
-    "hardware": (str, True, None, "a profile of recipes/hardware.yml"),
+    "hardware": (str, True, None, "a profile of data/hardware.yml"),
     "nodes": (int, True, _POSITIVE, "the number of nodes"),
     "parallelism": (dict, True, None, "a mapping {tensor, pipeline, expert_parallel}"),
     "parallelism.tensor": (int, True, _POSITIVE, "tensor parallel size"),
@@ -78,7 +82,7 @@ _SCHEMA = {
     "expected.decode_tok_s": (list, False, None, "[low, high] decode tokens/s from the field reports"),
     "expected.source": (str, False, None, "where the figure comes from"),
     "known_bad": (list, False, None, "a list of {option, row}: an option known to fail for this recipe and the row of "
-                                     "recipes/known_failures.yml that says why"),
+                                     "data/known_failures.yml that says why"),
 }
 _SECTIONS = {p for p, spec in _SCHEMA.items() if spec[0] is dict and p not in ("serving.env",)}
 
@@ -158,9 +162,9 @@ def validate(recipe, source="recipe", known_rows=None):
     for i, bad in enumerate(known_bad if isinstance(known_bad, list) else []):
         if not isinstance(bad, dict) or set(bad) != {"option", "row"} or not all(isinstance(bad[k], str) for k in bad):
             errors.append("known_bad[%d] must be a mapping with the strings option (a --flag or --flag=value) and row "
-                          "(an id of recipes/known_failures.yml), got %r" % (i, bad))
+                          "(an id of data/known_failures.yml), got %r" % (i, bad))
         elif known_rows is not None and bad["row"] not in known_rows:
-            errors.append("known_bad[%d].row %s is not a row of recipes/known_failures.yml" % (i, bad["row"]))
+            errors.append("known_bad[%d].row %s is not a row of data/known_failures.yml" % (i, bad["row"]))
         else:
             try:
                 parse_args([bad["option"]])
