@@ -10,8 +10,9 @@ import difflib
 import json
 import re
 
+from packaging.version import InvalidVersion, Version
+
 EXECUTORS = ("ray", "mp")
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(rc|dev|post)(\d+))?(?:\+[\w.]+)?$")
 INT4 = ("awq", "gptq", "autoround", "int4")
 QUANTIZATIONS = ("bf16", "fp16", "fp8", "nvfp4", "awq", "gptq", "autoround", "int4", "none")
 # field path -> (type, required, check, what a valid value looks like). A required field
@@ -180,8 +181,12 @@ def validate(recipe, source="recipe", known_rows=None):
         errors += _env_errors(serving["env"])
     for field in ("engine.version", "engine.min_version"):
         present, version = _get(recipe, field)
-        if present and isinstance(version, str) and not _VERSION.match(version):
-            errors.append("%s must be MAJOR.MINOR[.PATCH][rcN] (e.g. 0.19.1 or 0.19.1rc1), got %r" % (field, version))
+        if present and isinstance(version, str):
+            try:
+                parse_version(version)
+            except RecipeError:
+                errors.append("%s must be a version as vLLM prints it (PEP 440: 0.19.1, 0.19.1rc1, 0.20.0rc1.dev12, "
+                              "0.19.1+cu130), got %r" % (field, version))
     if errors:
         raise RecipeError("%s %s: %s" % (source, recipe.get("name", "?"), "; ".join(errors)))
     return recipe
@@ -319,9 +324,16 @@ def same_value(wanted, given):
 
 
 def parse_version(text):
-    """'0.19.1rc1' -> (0, 19, 1, -1, 1): release candidates sort before the release."""
-    m = _VERSION.match(str(text))
-    if not m:
-        raise RecipeError("engine version %r is not MAJOR.MINOR[.PATCH][rcN]" % (text,))
-    tag = {"dev": -2, "rc": -1, None: 0, "post": 1}[m.group(4)]
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), tag, int(m.group(5) or 0))
+    """A vLLM or Ray version as it prints it, read by PEP 440 (packaging, ansible-core's own
+    dependency): '0.19.1rc1' sorts before '0.19.1', '0.20.0rc1.dev12' before '0.20.0rc1',
+    '0.19.1+cu130' is 0.19.1 built locally. Raises RecipeError naming the text."""
+    try:
+        return Version(str(text).strip())
+    except InvalidVersion:
+        raise RecipeError("version %r is not a version as vLLM prints it (PEP 440, e.g. 0.19.1, 0.19.1rc1, "
+                          "0.20.0rc1.dev12+g1234abc)" % (text,))
+
+
+def release(version):
+    """MAJOR.MINOR.PATCH of a parsed version, as a tuple (0.19 is 0.19.0): what an image tag names."""
+    return (tuple(version.release) + (0, 0, 0))[:3]

@@ -15,7 +15,7 @@ import ipaddress
 import re
 import string
 
-from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import INT4, args_dict, parse_version, same_value
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import INT4, args_dict, parse_version, release, same_value
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import is_secret
 
 GIB = 1024 ** 3
@@ -391,7 +391,7 @@ def image_tag_version(ctx):
     last = eng["image"].rsplit("/", 1)[-1]
     tag = last.rsplit(":", 1)[1] if ":" in last else ""
     m = re.match(r"^v(\d+\.\d+(?:\.\d+)?(?:rc\d+)?)(?:$|[-+])", tag)
-    if m and parse_version(m.group(1))[:3] != ctx["version"][:3]:
+    if m and release(parse_version(m.group(1))) != release(ctx["version"]):
         yield "engine.image", dict(image=eng["image"], found=m.group(1), declared=eng["version"])
 
 
@@ -675,7 +675,7 @@ def _engine_check(ctx):
 @rule("PLAN-7", stage="facts")
 def image_vllm_version(ctx):
     (check, found), eng = _engine_check(ctx), ctx["recipe"]["engine"]
-    if check and found[:3] != parse_version(eng["version"])[:3]:
+    if check and release(found) != release(parse_version(eng["version"])):
         yield "engine.version", dict(image=eng["image"], found=check["version"], declared=eng["version"])
 
 
@@ -687,7 +687,7 @@ def image_min_version(ctx):
                                    architecture=ctx["recipe"]["model"]["architecture"])
 
 
-RAY_TOKEN_AUTH = (2, 52, 0, 0, 0)
+RAY_TOKEN_AUTH = parse_version("2.52.0")
 
 
 @rule("SEC-5", stage="facts")

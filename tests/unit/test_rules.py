@@ -152,7 +152,7 @@ def test_tp2_memory_figures_of_the_forum_report():
     (lambda r: r["engine"].update(executor="slurm"), "ray or mp"),
     (lambda r: r["serving"]["args"].insert(0, "tensor-parallel-size=4"), "serving.args[0] 'tensor-parallel-size=4' is neither"),
     (lambda r: r.update(known_bad=[{"option": "--x", "row": "KF-999"}]), "known_bad[0].row KF-999 is not a row"),
-    (lambda r: r["engine"].update(version="nightly"), "engine.version must be MAJOR.MINOR"),
+    (lambda r: r["engine"].update(version="nightly"), "engine.version must be a version as vLLM prints it (PEP 440"),
     (lambda r: r.update(parallelismm={}), "parallelismm is not a recipe field (did you mean parallelism?)"),
     (lambda r: r["model"].update(quantization="q4_k_m"), "model.quantization must be one of"),
 ])
@@ -367,3 +367,30 @@ def test_an_engine_image_is_a_reference_docker_accepts(image, ok):
     else:
         with pytest.raises(_recipe.RecipeError, match="engine.image must be an image reference"):
             _recipe.validate(data)
+
+
+# Versions as vLLM prints them (each string quoted from a public report): a nightly wheel
+# (docker/model-runner PR #735, `vllm 0.16.1rc1.dev268+ge2b31243c`), an older nightly from
+# `pip index versions vllm --pre` (vllm-project/vllm#13545, `0.7.3.dev228+g42333026`), a CUDA
+# local build (calubkk/RAAT#4, `0.2.2+cu123`), release candidates as images name them
+# (`v0.19.1rc1`, spark-vllm-docker builds).
+@pytest.mark.parametrize("text, release, before_release", [
+    ("0.16.1rc1.dev268+ge2b31243c", (0, 16, 1), True),
+    ("0.7.3.dev228+g42333026", (0, 7, 3), True),
+    ("0.2.2+cu123", (0, 2, 2), False),
+    ("v0.19.1rc1", (0, 19, 1), True),
+    ("0.19.1", (0, 19, 1), False),
+])
+def test_versions_as_vllm_prints_them_are_read_by_pep_440(text, release, before_release):
+    version = _recipe.parse_version(text)
+    assert _recipe.release(version) == release
+    assert (version < _recipe.parse_version(".".join(map(str, release)))) is before_release
+
+
+def test_a_dev_release_candidate_is_judged_inside_a_rows_versions():
+    # KF-3 (vLLM 0.17.0 pre-releases: from 0.17.0.dev0 before 0.17.1.dev0) judges 0.17.0rc1.dev12+g...
+    assert TABLE.applies("KF-3", _recipe.parse_version("0.17.0rc1.dev12+g0123abcd")) is None
+    assert TABLE.applies("KF-3", _recipe.parse_version("0.17.1rc1.dev3+g0123abcd")) is not None
+    r = recipe("qwen397b")
+    r["engine"]["version"] = "0.20.0rc1.dev12"  # the rc with a dev suffix the schema used to refuse
+    _recipe.validate(r)
