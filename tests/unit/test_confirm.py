@@ -1,4 +1,4 @@
-"""A rails apply confirmed on the node (plugins/module_utils/_netapply.py, module netplan_apply):
+"""A rails apply confirmed on the node (plugins/module_utils/_confirm.py, module apply_confirmed):
 the parsers on iproute2 output and /proc/net/tcp captured here (tests/fixtures), and the
 sequence with a fake node and a fake clock: each step that fails rolls back at once, names
 itself and what it measured; only a confirmation of this run keeps the new rails."""
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _netapply
+from ansible_collections.sparkops.cluster.plugins.module_utils import _confirm
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
-from ansible_collections.sparkops.cluster.plugins.modules import netplan_apply
+from ansible_collections.sparkops.cluster.plugins.modules import apply_confirmed
 from conftest import fixture
 
 RAILS = [{"name": "rail1", "netdev": "enp1s0f1np1", "address": "192.168.100.10", "subnet": "192.168.100.0/24",
@@ -19,20 +19,20 @@ RAILS = [{"name": "rail1", "netdev": "enp1s0f1np1", "address": "192.168.100.10",
 
 
 def test_addresses_of_every_interface():
-    found = _netapply.parse_addresses(fixture("ip_iproute2_6.1.0_addr_rail2_without_address.txt"))
+    found = _confirm.parse_addresses(fixture("ip_iproute2_6.1.0_addr_rail2_without_address.txt"))
     assert found == {"lo": ["127.0.0.1"], "enp1s0f1np1": ["192.168.100.10"], "eth0": ["172.28.10.10"]}
 
 
 def test_addresses_of_a_node_in_the_simulated_cluster():
-    found = _netapply.parse_addresses(fixture("ip_iproute2_6.1.0_addr_spark_alpha.txt"))
+    found = _confirm.parse_addresses(fixture("ip_iproute2_6.1.0_addr_spark_alpha.txt"))
     assert found["enp1s0f1np1"] == ["192.168.100.10"] and found["enP2p1s0f1np1"] == ["192.168.101.10"]
     assert found["eth0"] == ["172.28.10.10"]
 
 
 def test_addresses_output_that_is_not_ip_is_named():
     with pytest.raises(ToolOutputError, match="ip -o -4 addr show"):
-        _netapply.parse_addresses("Object \"adr\" is unknown, try \"ip help\".\n")
-    assert _netapply.parse_addresses("") == {}  # no IPv4 address at all: a state, not an error
+        _confirm.parse_addresses("Object \"adr\" is unknown, try \"ip help\".\n")
+    assert _confirm.parse_addresses("") == {}  # no IPv4 address at all: a state, not an error
 
 
 @pytest.mark.parametrize("name, route", [
@@ -42,37 +42,37 @@ def test_addresses_output_that_is_not_ip_is_named():
     ("ip_iproute2_6.1.0_route_get_onlink.txt", {"dev": "enp1s0f1np1", "via": None, "src": "192.168.100.10"}),
 ])
 def test_route_get(name, route):
-    assert _netapply.parse_route(fixture(name)) == route
+    assert _confirm.parse_route(fixture(name)) == route
 
 
 def test_route_without_a_device_is_named():
     with pytest.raises(ToolOutputError, match="no 'dev DEVICE'"):
-        _netapply.parse_route("RTNETLINK answers: Network is unreachable\n")
+        _confirm.parse_route("RTNETLINK answers: Network is unreachable\n")
 
 
 def test_ssh_clients_of_the_connect_address_from_proc_net_tcp():
-    entries = _netapply.parse_tcp(fixture("proc_net_tcp_spark_alpha_ansible_ssh.txt"))
+    entries = _confirm.parse_tcp(fixture("proc_net_tcp_spark_alpha_ansible_ssh.txt"))
     assert ("0.0.0.0", 22, "0.0.0.0", 0, "0A") in entries  # sshd listening: not a client
-    assert _netapply.ssh_clients(entries, 22, "172.28.10.10") == ["172.28.10.1"]
-    assert _netapply.ssh_clients(entries, 22, "spark-alpha.example") == ["172.28.10.1"]  # a name: every local address
-    assert _netapply.ssh_clients(entries, 2222, "172.28.10.10") == []
+    assert _confirm.ssh_clients(entries, 22, "172.28.10.10") == ["172.28.10.1"]
+    assert _confirm.ssh_clients(entries, 22, "spark-alpha.example") == ["172.28.10.1"]  # a name: every local address
+    assert _confirm.ssh_clients(entries, 2222, "172.28.10.10") == []
 
 
 def test_ssh_clients_over_ipv6_and_ipv4_mapped():
-    entries = _netapply.parse_tcp(fixture("proc_net_tcp6_mapped_and_v6_clients.txt"))
-    assert _netapply.ssh_clients(entries, 22, None) == sorted(["10.77.0.1", "fd77::1"])
-    assert _netapply.ssh_clients(entries, 22, "fd77::10") == ["fd77::1"]
+    entries = _confirm.parse_tcp(fixture("proc_net_tcp6_mapped_and_v6_clients.txt"))
+    assert _confirm.ssh_clients(entries, 22, None) == sorted(["10.77.0.1", "fd77::1"])
+    assert _confirm.ssh_clients(entries, 22, "fd77::10") == ["fd77::1"]
 
 
 def test_broken_proc_net_tcp_is_named():
     with pytest.raises(ToolOutputError, match="/proc/net/tcp"):
-        _netapply.parse_tcp("  sl  local_address rem_address   st\n   0: 0100007F:zz 00000000:0000 0A\n")
+        _confirm.parse_tcp("  sl  local_address rem_address   st\n   0: 0100007F:zz 00000000:0000 0A\n")
 
 
 def test_rail_problems_in_the_words_of_the_role():
-    addresses = _netapply.parse_addresses(fixture("ip_iproute2_6.1.0_addr_rail2_without_address.txt"))
+    addresses = _confirm.parse_addresses(fixture("ip_iproute2_6.1.0_addr_rail2_without_address.txt"))
     sysfs = {"enp1s0f1np1": {"operstate": "up", "mtu": 9000}, "enP2p1s0f1np1": {"operstate": "up", "mtu": 1500}}
-    problems = _netapply.rail_problems("spark-alpha", RAILS, sysfs, addresses)
+    problems = _confirm.rail_problems("spark-alpha", RAILS, sysfs, addresses)
     assert problems == [
         "spark-alpha: rail rail2 (enP2p1s0f1np1) has MTU 1500, not 9000: apply the netplan role (setup_hosts.yml) "
         "on this node",
@@ -80,9 +80,9 @@ def test_rail_problems_in_the_words_of_the_role():
         "configured it yet or the netplan file is not applied; apply the netplan role, then see `networkctl status "
         "enP2p1s0f1np1`"]
     sysfs["enP2p1s0f1np1"] = None
-    assert "is not an interface of this node" in _netapply.rail_problems("spark-alpha", RAILS, sysfs, addresses)[0]
+    assert "is not an interface of this node" in _confirm.rail_problems("spark-alpha", RAILS, sysfs, addresses)[0]
     sysfs = {"enp1s0f1np1": {"operstate": "down", "mtu": 9000}}
-    assert "is down (no carrier)" in _netapply.rail_problems("spark-alpha", RAILS[:1], sysfs, addresses)[0]
+    assert "is down (no carrier)" in _confirm.rail_problems("spark-alpha", RAILS[:1], sysfs, addresses)[0]
 
 
 class Clock:
@@ -148,7 +148,7 @@ class Node:
 
 
 def run(node, clock, targets=("10.0.0.1",), window=120, settle=60):
-    return _netapply.run(node, list(targets), window, settle, clock, clock.sleep)
+    return _confirm.run(node, list(targets), window, settle, clock, clock.sleep)
 
 
 def test_confirmed_when_every_check_holds_and_the_controller_confirms():
@@ -156,9 +156,9 @@ def test_confirmed_when_every_check_holds_and_the_controller_confirms():
     node = Node(clock, rails_after=3, answering=("10.0.0.1",), acked_after=15)
     result = run(node, clock)
     assert result["confirmed"] and not result["rolled_back"] and result["step"] is None
-    assert node.calls[0] == ("arm", 120 + _netapply.TIMER_MARGIN)
+    assert node.calls[0] == ("arm", 120 + _confirm.TIMER_MARGIN)
     assert node.calls[1][0] == "apply" and node.calls[-1] == ("disarm",)
-    assert ("rollback", _netapply.ROLLBACK_TIMEOUT) not in node.calls
+    assert ("rollback", _confirm.ROLLBACK_TIMEOUT) not in node.calls
     assert result["clients"] == ["172.28.10.1"]
     assert result["seconds"]["applied"] == 2.0 and result["seconds"]["rails"] == 3.0  # two reads 0.5 s apart
     assert result["seconds"]["confirmed"] == 15.0
@@ -178,7 +178,7 @@ def test_no_confirmation_within_the_window_rolls_back_on_the_node():
     assert not result["confirmed"] and result["rolled_back"] and result["step"] == "confirm"
     assert "did not reach the node within 30s of the apply" in result["detail"]
     assert "node's own checks had passed 2.0s after it" in result["detail"]
-    assert node.calls[-2:] == [("disarm",), ("rollback", _netapply.ROLLBACK_TIMEOUT)]
+    assert node.calls[-2:] == [("disarm",), ("rollback", _confirm.ROLLBACK_TIMEOUT)]
     assert 30 <= result["seconds"]["rolled_back"] < 31
 
 
@@ -216,7 +216,7 @@ def test_a_silent_confirm_target_is_named_after_its_time():
     result = run(Node(clock, answering=()), clock, targets=("192.168.100.254",), window=120)
     assert result["step"] == "targets" and result["rolled_back"]
     assert result["detail"].startswith("192.168.100.254 no longer answered a ping (")
-    assert result["seconds"]["rolled_back"] <= 3 + _netapply.TARGET_TIMEOUT + 1
+    assert result["seconds"]["rolled_back"] <= 3 + _confirm.TARGET_TIMEOUT + 1
 
 
 def test_the_target_wait_ends_with_the_window():
@@ -247,11 +247,11 @@ def test_no_ssh_client_no_route_check():
 
 
 def test_module_check_mode_applies_nothing(run_module, commands):
-    failed, result = run_module(netplan_apply, dict(
+    failed, result = run_module(apply_confirmed, dict(
         apply_command="netplan apply", rollback_command="/usr/local/sbin/sparkops-netplan-rollback", rails=RAILS,
         window=120, ack_file="/run/sparkops-netplan-confirm", nonce="abc"), check_mode=True)
     assert not failed and result["changed"] and not commands[1]
-    assert result["msg"] == "would apply the rails file behind a 120s rollback timer"
+    assert result["msg"] == "would apply the change behind a 120s rollback timer"
 
 
 @pytest.mark.parametrize("args, says", [
@@ -263,5 +263,5 @@ def test_module_check_mode_applies_nothing(run_module, commands):
 def test_module_refuses_bad_arguments_before_anything(run_module, commands, args, says):
     base = dict(apply_command="netplan apply", rollback_command="/usr/local/sbin/sparkops-netplan-rollback",
                 rails=RAILS, window=120, ack_file="/run/sparkops-netplan-confirm", nonce="abc")
-    failed, result = run_module(netplan_apply, dict(base, **args))
+    failed, result = run_module(apply_confirmed, dict(base, **args))
     assert failed and says in result["msg"] and not commands[1]

@@ -6,27 +6,29 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: netplan_apply
-short_description: Apply the rails' netplan on the node and confirm it there, rolling back what does not hold
+module: apply_confirmed
+short_description: Apply a change that can cut the node off, keep it only when confirmed on the node
 description:
-  - Applies a changed netplan configuration of the RoCE rails and decides on the node itself,
-    within O(window) seconds, whether the new rails stay. Like C(netplan try), whose
-    confirmation is local, nothing here waits on the controller's speed but one contact.
+  - Applies a change that can cut the node off from the controller or its peers (the RoCE rails'
+    netplan, a host firewall) and decides on the node itself, within O(window) seconds, whether
+    it stays. Like C(netplan try), whose confirmation is local, nothing here waits on the
+    controller's speed but one contact.
   - "In order, each step bounded by the window, which starts when the safety timer is armed: (1) arms a systemd
-    timer that restores the previous rails O(window) + 30 seconds later, in case this program dies
+    timer that restores the previous state O(window) + 30 seconds later, in case this program dies
     (C(systemd-run --on-active), accurate to the second); (2) reads how the node reaches the SSH clients of
     O(connect_address) (C(/proc/net/tcp), C(ip route get)); (3) runs O(apply_command); (4) waits, at most
     O(settle_timeout) seconds, until every rail is up with its address and MTU; (5) checks that the routes to those
     SSH clients did not move (a rail route that takes the controller's traffic away from the management interface
     cuts Ansible off); (6) waits, at most 30 seconds, until every confirm target answers a ping; (7) waits until
-    O(ack_file) holds O(nonce), the controller's confirmation that it reaches the node with the new rails in place;
+    O(ack_file) holds O(nonce), the controller's confirmation that it reaches the node with the change in place;
     then stops the timer."
   - Any step that fails stops the timer and runs O(rollback_command) at once, and the module
     fails naming the step, what it measured and the fix. A node that Ansible cannot reach with
-    the new rails is thus rolled back at the end of the window at the latest.
+    the change is thus rolled back at the end of the window at the latest.
   - Meant to run in the background (C(async), C(poll=0)) so that an apply that cuts the
     connection is waited out; the controller then writes the confirmation and reads the result
-    (C(async_status)). The role P(sparkops.cluster.netplan#role) does so.
+    (C(async_status)). The roles P(sparkops.cluster.netplan#role) (the rails) and
+    P(sparkops.cluster.firewall#role) (the host firewall) do so.
 version_added: 0.2.0
 author: sparkops.cluster developers (@sparkops)
 requirements:
@@ -44,20 +46,20 @@ attributes:
     details: Applies every time it runs; the role runs it only when the rails file or a live rail differs.
 options:
   apply_command:
-    description: The command that makes the rails file take effect (split as a shell would, run without a shell).
+    description: The command that makes the change take effect (split as a shell would, run without a shell).
     type: str
     required: true
   rollback_command:
     description:
-      - Path of the program that restores and applies the previous rails and writes the time to O(stamp).
+      - Path of the program that restores and applies the previous state and writes the time to O(stamp).
         The timer runs it; so does this module when a step fails.
     type: path
     required: true
   rails:
-    description: The rails of this node as they must be after the apply.
+    description: The rails of this node as they must be after the apply (none for a change that leaves them).
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       name: {description: "Rail name.", type: str, required: true}
       netdev: {description: "The rail's interface.", type: str, required: true}
@@ -103,17 +105,27 @@ options:
     type: path
     default: /run/sparkops-netplan-rolled-back
   file:
-    description: The rails file, named in the messages.
+    description: What is applied, named in the messages.
     type: str
-    default: the rails file
+    default: the change
   host:
     description: This node's name in the messages. Default, the system's host name.
     type: str
+  previous:
+    description: What the rollback restores, named in the messages.
+    type: str
+    default: state
+  fix:
+    description:
+      - The fix named in the failure, by step (apply, rails, route, targets, confirm, timer), instead of the
+        module's generic one; the caller knows which of its variables to name.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
 - name: Apply the rails in the background, confirmed on the node
-  sparkops.cluster.netplan_apply:
+  sparkops.cluster.apply_confirmed:
     apply_command: netplan apply
     rollback_command: /usr/local/sbin/sparkops-netplan-rollback
     rails:
@@ -123,6 +135,7 @@ EXAMPLES = r"""
     connect_address: "{{ ansible_host }}"
     ack_file: /run/sparkops-netplan-confirm
     nonce: "{{ my_nonce }}"
+    previous: rails configuration
   async: 300
   poll: 0
   register: apply_job
@@ -143,12 +156,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 confirmed:
-  description: The new rails stay (every step passed, the timer stopped).
+  description: The change stays (every step passed, the timer stopped).
   returned: always
   type: bool
   sample: true
 rolled_back:
-  description: The previous rails were restored and applied (by this module or by the timer).
+  description: The previous state was restored and applied (by this module or by the timer).
   returned: always
   type: bool
   sample: false
@@ -187,26 +200,26 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _command, _netapply
+from ansible_collections.sparkops.cluster.plugins.module_utils import _command, _confirm
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 
 # Seconds each short program (ip, ping, systemctl) may take
 SHORT = 30
 
+# What to do when a step fails, unless the caller says better (fix)
 _FIX = {
-    "apply": "See the node's journal and `netplan generate` for the error.",
-    "rails": "Check the rails' cables and ports, and sparkops_rails (`networkctl status`, `ip link`).",
-    "route": "Check sparkops_rails / netplan_routes of this node: they must leave the route from the node to the "
-             "controller on its management interface.",
-    "targets": "Check sparkops_rails / netplan_routes of this node, and netplan_confirm_targets.",
-    "confirm": "Check that the new rails leave the controller's path alone (sparkops_rails / netplan_routes); for a "
-               "controller this slow or far, raise netplan_confirm_timeout.",
-    "timer": "The node is too slow for the window: raise netplan_confirm_timeout.",
+    "apply": "See the node's journal for the error.",
+    "rails": "Check the rails' cables and ports (`networkctl status`, `ip link`).",
+    "route": "The change must leave the route from the node to the controller on its management interface.",
+    "targets": "Check what the change does to the path to these addresses.",
+    "confirm": "Check that the change leaves the controller's path to the node alone; for a controller this slow or "
+               "far, give a longer window.",
+    "timer": "The node is too slow for the window: give a longer one.",
 }
 
 
 class NodeOps:
-    """The node's side of _netapply.run()."""
+    """The node's side of _confirm.run()."""
 
     def __init__(self, module):
         self.m = module
@@ -247,13 +260,13 @@ class NodeOps:
         for name in ("/proc/net/tcp", "/proc/net/tcp6"):
             try:
                 with open(name, "rb") as f:
-                    entries += _netapply.parse_tcp(_command.decode(f.read()))
+                    entries += _confirm.parse_tcp(_command.decode(f.read()))
             except (OSError, ToolOutputError):
                 continue  # no IPv6, or a line of a kernel we cannot read: no clients from it
-        return _netapply.ssh_clients(entries, self.p["connect_port"], self.p["connect_address"])
+        return _confirm.ssh_clients(entries, self.p["connect_port"], self.p["connect_address"])
 
     def route(self, address):
-        return _netapply.parse_route(self._read(["ip", "-o", "route", "get", address]))
+        return _confirm.parse_route(self._read(["ip", "-o", "route", "get", address]))
 
     def apply(self, timeout):
         return self._run(shlex.split(self.p["apply_command"]), timeout)
@@ -272,10 +285,10 @@ class NodeOps:
                 continue
             sysfs[rail["netdev"]] = {"operstate": operstate, "mtu": mtu}
         try:
-            addresses = _netapply.parse_addresses(self._read(["ip", "-o", "-4", "addr", "show"]))
+            addresses = _confirm.parse_addresses(self._read(["ip", "-o", "-4", "addr", "show"]))
         except (OSError, ToolOutputError) as exc:
             return ["%s: cannot read the addresses: %s" % (self.host, exc)]
-        return _netapply.rail_problems(self.host, self.p["rails"], sysfs, addresses)
+        return _confirm.rail_problems(self.host, self.p["rails"], sysfs, addresses)
 
     def ping(self, address):
         return self._run(["ping", "-n", "-c", "1", "-W", "2", address])[0] == 0
@@ -290,7 +303,7 @@ class NodeOps:
     def disarm(self):
         unit = self.p["unit"]
         self._run(["systemctl", "stop", unit + ".timer"])
-        end = time.monotonic() + _netapply.ROLLBACK_TIMEOUT
+        end = time.monotonic() + _confirm.ROLLBACK_TIMEOUT
         while time.monotonic() < end and self._run(["systemctl", "-q", "is-active", unit + ".service"])[0] == 0:
             time.sleep(1)
         return os.path.exists(self.p["stamp"])
@@ -308,9 +321,10 @@ def main():
         argument_spec=dict(
             apply_command=dict(type="str", required=True),
             rollback_command=dict(type="path", required=True),
-            rails=dict(type="list", elements="dict", required=True, options=dict(
+            rails=dict(type="list", elements="dict", options=dict(
                 name=dict(type="str", required=True), netdev=dict(type="str", required=True),
-                address=dict(type="str", required=True), subnet=dict(type="str"), mtu=dict(type="int", required=True))),
+                address=dict(type="str", required=True), subnet=dict(type="str"), mtu=dict(type="int", required=True)),
+                default=[]),
             confirm_targets=dict(type="list", elements="str", default=[]),
             window=dict(type="int", required=True),
             settle_timeout=dict(type="int", default=60),
@@ -320,8 +334,10 @@ def main():
             nonce=dict(type="str", required=True, no_log=False),
             unit=dict(type="str", default="sparkops-netplan-rollback"),
             stamp=dict(type="path", default="/run/sparkops-netplan-rolled-back"),
-            file=dict(type="str", default="the rails file"),
+            file=dict(type="str", default="the change"),
             host=dict(type="str"),
+            previous=dict(type="str", default="state"),
+            fix=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -341,14 +357,14 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, confirmed=False, rolled_back=False, by_timer=False, step=None, detail=None,
                          seconds={}, clients=[], msg="would apply %s behind a %ds rollback timer" % (p["file"], p["window"]))
-    result = _netapply.run(ops, p["confirm_targets"], p["window"], p["settle_timeout"], time.monotonic, time.sleep)
+    result = _confirm.run(ops, p["confirm_targets"], p["window"], p["settle_timeout"], time.monotonic, time.sleep)
     if result["confirmed"]:
         module.exit_json(changed=True, **result)
-    restored = ("the previous rails configuration was restored and applied %s" % (
+    restored = ("the previous %s was restored and applied %s" % (p["previous"], 
         "by the safety timer" if result["by_timer"] else "by the node") if result["rolled_back"]
-        else "and the previous rails configuration could NOT be restored: fix the node by hand")
+        else "and the previous %s could NOT be restored: fix the node by hand" % p["previous"])
     module.fail_json(msg="%s: after applying %s, %s: %s. %s" % (ops.host, p["file"], result["detail"], restored,
-                                                                _FIX.get(result["step"], "")),
+                                                                dict(_FIX, **p["fix"]).get(result["step"], "")),
                      changed=True, **result)
 
 

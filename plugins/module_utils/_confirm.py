@@ -4,7 +4,7 @@
 """A rails apply confirmed on the node: the parsers of what it reads (`ip -o -4 addr`,
 `ip -o route get`, /proc/net/tcp and tcp6) and the sequence that decides between keeping
 the new rails and restoring the previous ones. Pure Python: the module
-sparkops.cluster.netplan_apply gives it the node's operations.
+sparkops.cluster.apply_confirmed gives it the node's operations.
 
 The sequence, each step bounded by the window (netplan_confirm_timeout) that starts when
 the safety timer is armed:
