@@ -9,10 +9,10 @@ sparkops.cluster.apply_confirmed gives it the node's operations.
 The sequence, each step bounded by the window (netplan_confirm_timeout) that starts when
 the safety timer is armed:
   1. arm the safety timer (it restores the previous rails if this program dies);
-  2. read how the node reaches the SSH clients of the address Ansible connects to;
+  2. read how the node reaches the controller (the SSH client of Ansible's session);
   3. run the apply;
   4. wait until every rail is up with its address and MTU;
-  5. check that the routes to those SSH clients did not move (a rail route that takes the
+  5. check that the route to the controller did not move (a rail route that takes the
      controller's traffic away from the management interface cuts Ansible off);
   6. wait until every confirm target answers a ping;
   7. wait for the controller's confirmation (a file holding this run's nonce): the proof
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_state
@@ -42,7 +41,6 @@ ROLLBACK_TIMEOUT = 120
 
 _ADDR = re.compile(r"^\d+:\s+(?P<dev>[^\s@:]+)(?:@\S+)?\s+inet\s+(?P<address>[0-9.]+)/(?P<prefix>\d+)")
 _ROUTE_WORD = re.compile(r"\b(dev|src|via)\s+(\S+)")
-_TCP_LISTEN = "0A"
 
 
 def parse_addresses(text):
@@ -69,46 +67,21 @@ def parse_route(text):
     return {"dev": words.get("dev"), "via": words.get("via"), "src": words.get("src")}
 
 
-def _hex_address(text):
-    """An address of /proc/net/tcp (little-endian 32-bit words in hex) as text; an IPv4
-    address mapped into IPv6 (::ffff:a.b.c.d) as the IPv4 one."""
-    raw = bytes.fromhex(text)
-    if len(raw) == 4:
-        return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    if len(raw) != 16:
-        raise ValueError("an address of %d bytes" % len(raw))
-    packed = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    address = ipaddress.IPv6Address(packed)
-    return str(address.ipv4_mapped) if address.ipv4_mapped else str(address)
-
-
-def parse_tcp(text):
-    """[(local address, local port, remote address, remote port, state hex)] from the text of
-    /proc/net/tcp or /proc/net/tcp6. Raises ToolOutputError naming a line it cannot read."""
-    out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0] == "sl":
-            continue
-        try:
-            (local, lport), (remote, rport) = (f.split(":") for f in fields[1:3])
-            out.append((_hex_address(local), int(lport, 16), _hex_address(remote), int(rport, 16), fields[3]))
-        except (ValueError, IndexError):
-            raise ToolOutputError("/proc/net/tcp", "not 'sl: LOCAL:PORT REMOTE:PORT STATE ...'", line.strip(), lineno)
-    return out
-
-
-def ssh_clients(entries, port, local_address=None):
-    """The remote addresses of the TCP connections to this node's `port` (any state but
-    LISTEN: a closed session's TIME_WAIT still names its client), on `local_address` when it
-    is an IP address (the address Ansible connects to), sorted."""
+def ssh_client(text):
+    """The client's address of an SSH session, from sshd's SSH_CONNECTION ('CLIENT PORT SERVER
+    PORT', as the session's environment holds it), or None when there is none (a connection
+    that is not SSH). Raises ToolOutputError on text of another shape."""
+    fields = text.split()
+    if not fields:
+        return None
     try:
-        ipaddress.ip_address(local_address or "")
+        if len(fields) != 4:
+            raise ValueError("not four fields")
+        ipaddress.ip_address(fields[0])
+        int(fields[1]), int(fields[3])
     except ValueError:
-        local_address = None
-    found = {remote for local, lport, remote, _rport, state in entries
-             if lport == port and state != _TCP_LISTEN and (local_address is None or local == local_address)}
-    return sorted(found)
+        raise ToolOutputError("SSH_CONNECTION", "not 'CLIENT_ADDRESS CLIENT_PORT SERVER_ADDRESS SERVER_PORT'", text.strip())
+    return fields[0]
 
 
 def live_facts(rails, sysfs, addresses):
@@ -143,7 +116,7 @@ class Outcome(Exception):
 
 def run(ops, targets, window, settle_timeout, clock, sleep, poll=0.5):
     """The sequence of the module docstring over `ops` (the node's operations: arm(seconds),
-    ssh_clients(), route(address), apply(timeout) -> (rc, last line), rail_problems(),
+    controller() -> [addresses], route(address), apply(timeout) -> (rc, last line), rail_problems(),
     ping(address) -> bool, acked() -> bool, disarm() -> whether the timer had already
     rolled back, rollback(timeout) -> (rc, last line)).
 
@@ -163,7 +136,7 @@ def run(ops, targets, window, settle_timeout, clock, sleep, poll=0.5):
     mark("armed")
     try:
         before = {}
-        for client in ops.ssh_clients():
+        for client in ops.controller():
             try:
                 before[client] = ops.route(client)
             except (OSError, ValueError):
@@ -196,8 +169,7 @@ def run(ops, targets, window, settle_timeout, clock, sleep, poll=0.5):
             if now != was:
                 moved.append("%s: was out of %s, now out of %s" % (client, _route_text(was), _route_text(now)))
         if moved:
-            raise Outcome("route", "the route to the controller (the SSH client%s of this node) moved: %s"
-                          % ("s" if len(before) > 1 else "", "; ".join(moved)))
+            raise Outcome("route", "the route to the controller moved: %s" % "; ".join(moved))
 
         targets_end = min(deadline, clock() + TARGET_TIMEOUT)
         for target in targets:
@@ -211,7 +183,8 @@ def run(ops, targets, window, settle_timeout, clock, sleep, poll=0.5):
         while not ops.acked():
             if clock() >= deadline:
                 raise Outcome("confirm", "the controller did not reach the node within %ds of the apply; the "
-                              "node's own checks had passed %ss after it" % (window, seconds["checked"]))
+                              "node's own checks had passed %.1fs after the apply" % (
+                                  window, seconds["checked"] - seconds["applied"]))
             sleep(poll)
         mark("confirmed")
         result["by_timer"] = ops.disarm()
@@ -232,6 +205,14 @@ def run(ops, targets, window, settle_timeout, clock, sleep, poll=0.5):
             result["detail"] += "; the rollback itself failed (rc=%s): %s" % (rc, line or "no output")
     mark("rolled_back")
     return result
+
+
+def timeline(seconds):
+    """The node's steps in words: 'applied 1.2s, rails up 2.0s, rolled back 2.4s after the timer was armed'."""
+    words = (("applied", "applied"), ("rails", "rails up"), ("checked", "checks passed"), ("confirmed", "confirmed"),
+             ("rolled_back", "rolled back"))
+    done = ["%s %.1fs" % (word, seconds[key]) for key, word in words if key in seconds]
+    return "%s after the timer was armed" % ", ".join(done) if done else ""
 
 
 def _route_text(route):

@@ -15,10 +15,10 @@ description:
     controller's speed but one contact.
   - "In order, each step bounded by the window, which starts when the safety timer is armed: (1) arms a systemd
     timer that restores the previous state O(window) + 30 seconds later, in case this program dies
-    (C(systemd-run --on-active), accurate to the second); (2) reads how the node reaches the SSH clients of
-    O(connect_address) (C(/proc/net/tcp), C(ip route get)); (3) runs O(apply_command); (4) waits, at most
-    O(settle_timeout) seconds, until every rail is up with its address and MTU; (5) checks that the routes to those
-    SSH clients did not move (a rail route that takes the controller's traffic away from the management interface
+    (C(systemd-run --on-active), accurate to the second); (2) reads how the node reaches the controller
+    (C(ip route get) to the client of O(ssh_connection)); (3) runs O(apply_command); (4) waits, at most
+    O(settle_timeout) seconds, until every rail is up with its address and MTU; (5) checks that the routes to the
+    controller did not move (a rail route that takes the controller's traffic away from the management interface
     cuts Ansible off); (6) waits, at most 30 seconds, until every confirm target answers a ping; (7) waits until
     O(ack_file) holds O(nonce), the controller's confirmation that it reaches the node with the change in place;
     then stops the timer."
@@ -79,15 +79,13 @@ options:
     description: Seconds the rails have, after the apply, to be up with their addresses and MTU.
     type: int
     default: 60
-  connect_address:
+  ssh_connection:
     description:
-      - The node's address Ansible connects to. The routes to the SSH clients of this address (the controller
-        among them) must not move. A host name, or none, takes the clients of every local address.
+      - The value of C(SSH_CONNECTION) in Ansible's own SSH session on the node (C(CLIENT PORT SERVER PORT), as
+        sshd sets it; read without C(become), which resets the environment). The route to its client, the controller
+        as the node sees it, must not move. Empty (a connection that is not SSH) checks no route.
     type: str
-  connect_port:
-    description: The SSH port Ansible connects to.
-    type: int
-    default: 22
+    default: ""
   ack_file:
     description: The file the controller writes O(nonce) into once it reaches the node after the apply.
     type: path
@@ -132,7 +130,7 @@ EXAMPLES = r"""
       - {name: rail1, netdev: enp1s0f1np1, address: 192.168.100.10, subnet: 192.168.100.0/24, mtu: 9000}
     confirm_targets: [10.0.0.1]
     window: 120
-    connect_address: "{{ ansible_host }}"
+    ssh_connection: "{{ my_session.stdout }}"  # printenv SSH_CONNECTION, without become
     ack_file: /run/sparkops-netplan-confirm
     nonce: "{{ my_nonce }}"
     previous: rails configuration
@@ -186,7 +184,7 @@ seconds:
   type: dict
   sample: {armed: 0.1, applied: 2.3, rails: 3.1, checked: 3.2, confirmed: 9.8}
 clients:
-  description: The SSH clients of O(connect_address) whose routes were checked.
+  description: The controller's addresses whose routes were checked.
   returned: always
   type: list
   elements: str
@@ -255,15 +253,9 @@ class NodeOps:
             self.m.fail_json(msg="%s: could not arm the rollback timer, nothing was applied: systemd-run failed "
                              "(rc=%s): %s" % (self.host, rc, line or "no output"), confirmed=False, rolled_back=False)
 
-    def ssh_clients(self):
-        entries = []
-        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                with open(name, "rb") as f:
-                    entries += _confirm.parse_tcp(_command.decode(f.read()))
-            except (OSError, ToolOutputError):
-                continue  # no IPv6, or a line of a kernel we cannot read: no clients from it
-        return _confirm.ssh_clients(entries, self.p["connect_port"], self.p["connect_address"])
+    def controller(self):
+        client = _confirm.ssh_client(self.p["ssh_connection"])
+        return [client] if client else []
 
     def route(self, address):
         return _confirm.parse_route(self._read(["ip", "-o", "route", "get", address]))
@@ -328,8 +320,7 @@ def main():
             confirm_targets=dict(type="list", elements="str", default=[]),
             window=dict(type="int", required=True),
             settle_timeout=dict(type="int", default=60),
-            connect_address=dict(type="str"),
-            connect_port=dict(type="int", default=22),
+            ssh_connection=dict(type="str", default=""),
             ack_file=dict(type="path", required=True),
             nonce=dict(type="str", required=True, no_log=False),
             unit=dict(type="str", default="sparkops-netplan-rollback"),
@@ -351,6 +342,10 @@ def main():
         why = "it is empty"
     if not argv:
         module.fail_json(msg="apply_command %r cannot be run: %s" % (p["apply_command"], why))
+    try:
+        _confirm.ssh_client(p["ssh_connection"])
+    except ToolOutputError as exc:
+        module.fail_json(msg="ssh_connection: %s" % exc)
     if not p["nonce"].strip():
         module.fail_json(msg="nonce must not be empty: a confirmation must be this run's")
     ops = NodeOps(module)
@@ -363,9 +358,9 @@ def main():
     restored = ("the previous %s was restored and applied %s" % (p["previous"], 
         "by the safety timer" if result["by_timer"] else "by the node") if result["rolled_back"]
         else "and the previous %s could NOT be restored: fix the node by hand" % p["previous"])
-    module.fail_json(msg="%s: after applying %s, %s: %s. %s" % (ops.host, p["file"], result["detail"], restored,
-                                                                dict(_FIX, **p["fix"]).get(result["step"], "")),
-                     changed=True, **result)
+    module.fail_json(msg="%s: after applying %s, %s: %s (on the node: %s). %s" % (
+        ops.host, p["file"], result["detail"], restored, _confirm.timeline(result["seconds"]),
+        dict(_FIX, **p["fix"]).get(result["step"], "")), changed=True, **result)
 
 
 if __name__ == "__main__":

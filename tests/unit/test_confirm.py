@@ -50,23 +50,16 @@ def test_route_without_a_device_is_named():
         _confirm.parse_route("RTNETLINK answers: Network is unreachable\n")
 
 
-def test_ssh_clients_of_the_connect_address_from_proc_net_tcp():
-    entries = _confirm.parse_tcp(fixture("proc_net_tcp_spark_alpha_ansible_ssh.txt"))
-    assert ("0.0.0.0", 22, "0.0.0.0", 0, "0A") in entries  # sshd listening: not a client
-    assert _confirm.ssh_clients(entries, 22, "172.28.10.10") == ["172.28.10.1"]
-    assert _confirm.ssh_clients(entries, 22, "spark-alpha.example") == ["172.28.10.1"]  # a name: every local address
-    assert _confirm.ssh_clients(entries, 2222, "172.28.10.10") == []
+def test_the_controller_is_the_client_of_the_ssh_session():
+    assert _confirm.ssh_client(fixture("ssh_connection_openssh_debian12_spark_alpha.txt")) == "172.28.10.1"
+    assert _confirm.ssh_client("fd77::1 50522 fd77::10 22\n") == "fd77::1"
+    assert _confirm.ssh_client("") is None and _confirm.ssh_client("\n") is None  # no SSH: no route to check
 
 
-def test_ssh_clients_over_ipv6_and_ipv4_mapped():
-    entries = _confirm.parse_tcp(fixture("proc_net_tcp6_mapped_and_v6_clients.txt"))
-    assert _confirm.ssh_clients(entries, 22, None) == sorted(["10.77.0.1", "fd77::1"])
-    assert _confirm.ssh_clients(entries, 22, "fd77::10") == ["fd77::1"]
-
-
-def test_broken_proc_net_tcp_is_named():
-    with pytest.raises(ToolOutputError, match="/proc/net/tcp"):
-        _confirm.parse_tcp("  sl  local_address rem_address   st\n   0: 0100007F:zz 00000000:0000 0A\n")
+@pytest.mark.parametrize("text", ["172.28.10.1 39680", "spark-ctl 39680 172.28.10.10 22", "a b c d"])
+def test_a_session_value_of_another_shape_is_named(text):
+    with pytest.raises(ToolOutputError, match="SSH_CONNECTION"):
+        _confirm.ssh_client(text)
 
 
 def test_rail_problems_in_the_words_of_the_role():
@@ -113,7 +106,7 @@ class Node:
         self.calls.append(("arm", seconds))
         self.armed_at = self.clock()
 
-    def ssh_clients(self):
+    def controller(self):
         return list(self.clients)
 
     def route(self, address):
@@ -177,7 +170,8 @@ def test_no_confirmation_within_the_window_rolls_back_on_the_node():
     result = run(node, clock, window=30)
     assert not result["confirmed"] and result["rolled_back"] and result["step"] == "confirm"
     assert "did not reach the node within 30s of the apply" in result["detail"]
-    assert "node's own checks had passed 2.0s after it" in result["detail"]
+    assert "node's own checks had passed 0.0s after the apply" in result["detail"]
+    assert _confirm.timeline(result["seconds"]).startswith("applied 2.0s, rails up 2.0s, checks passed 2.0s, rolled back 3")
     assert node.calls[-2:] == [("disarm",), ("rollback", _confirm.ROLLBACK_TIMEOUT)]
     assert 30 <= result["seconds"]["rolled_back"] < 31
 
@@ -205,8 +199,8 @@ def test_a_route_to_the_controller_moved_onto_a_rail_rolls_back_before_the_pings
     result = run(node, clock)
     assert result["step"] == "route" and result["rolled_back"]
     assert result["detail"] == (
-        "the route to the controller (the SSH client of this node) moved: 172.28.10.1: was out of eth0 from "
-        "172.28.10.10, now out of enp1s0f1np1 through 192.168.100.254 from 192.168.100.10")
+        "the route to the controller moved: 172.28.10.1: was out of eth0 from 172.28.10.10, now out of enp1s0f1np1 "
+        "through 192.168.100.254 from 192.168.100.10")
     assert ("ping", "10.0.0.1") not in node.calls
     assert result["seconds"]["rolled_back"] < 5  # at once, not at the end of the window
 
@@ -265,3 +259,10 @@ def test_module_refuses_bad_arguments_before_anything(run_module, commands, args
                 rails=RAILS, window=120, ack_file="/run/sparkops-netplan-confirm", nonce="abc")
     failed, result = run_module(apply_confirmed, dict(base, **args))
     assert failed and says in result["msg"] and not commands[1]
+
+
+def test_module_refuses_a_session_value_it_cannot_read(run_module, commands):
+    failed, result = run_module(apply_confirmed, dict(
+        apply_command="netplan apply", rollback_command="/usr/local/sbin/sparkops-netplan-rollback", rails=RAILS,
+        window=120, ack_file="/run/sparkops-netplan-confirm", nonce="abc", ssh_connection="garbage"))
+    assert failed and result["msg"].startswith("ssh_connection: cannot parse SSH_CONNECTION output") and not commands[1]
