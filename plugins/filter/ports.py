@@ -11,13 +11,13 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import FabricError, rail_plan
-from ansible_collections.sparkops.cluster.plugins.plugin_utils import _ports, _settings
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _ports
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import load_yaml
 
 
 def _firewall_plan(hostvars, host, hosts, conditions=None, rail_sources=None):
     """What the host firewall of one node lets in: the management network's TCP ports (from the
-    port table and the deployment's variables), this node's rail interfaces, and the addresses the
+    port table and the node's ansible_port), this node's rail interfaces, and the addresses the
     rails accept (every node's rail addresses, and rail_sources)."""
     if host not in hosts:
         raise AnsibleFilterError("firewall_plan: %s is not one of the nodes %s" % (host, ", ".join(hosts)))
@@ -26,7 +26,6 @@ def _firewall_plan(hostvars, host, hosts, conditions=None, rail_sources=None):
         if why:
             raise _ports.PortTableError(why)
         rows = _ports.check(rows)
-        settings = _settings.read(hostvars[host])
         mine, sources = [], set()
         for node in hosts:
             if hostvars[node].get("sparkops_rails") is None:
@@ -40,10 +39,10 @@ def _firewall_plan(hostvars, host, hosts, conditions=None, rail_sources=None):
                 sources.add(str(ipaddress.ip_network(str(address), strict=False)))
             except ValueError:
                 raise AnsibleFilterError("firewall_rail_sources: %r is not an address or a network" % (address,))
-        facts = dict({"always": True, "api_public": not _ports.is_loopback(settings["api_host"])}, **(conditions or {}))
-        values = {"ansible_port": hostvars[host].get("ansible_port") or 22, "sparkops_api_port": settings["api_port"]}
+        facts = dict({"always": True}, **(conditions or {}))
+        values = {"ansible_port": hostvars[host].get("ansible_port") or 22}
         tcp = _ports.management_ports(rows, values, facts, head=host == hosts[0])
-    except (_ports.PortTableError, _settings.SettingError, FabricError) as exc:
+    except (_ports.PortTableError, FabricError) as exc:
         raise AnsibleFilterError(str(exc))
     return {"management_tcp": tcp, "rails": mine,
             "rail_sources": sorted(sources, key=lambda a: ipaddress.ip_network(a, strict=False))}

@@ -125,13 +125,12 @@ def memory_budget(recipe, hw, flags=None):
             "fits": need <= budget}
 
 
-def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=None, hw_name=None, api_host=None,
-                   api_key_set=False):
+def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=None, hw_name=None, api_host=None):
     """What the recipe rules read: the recipe, its hardware, its flags as vLLM reads them,
     its environment (env: every door merged, the hardware profile's first; env_doors: the
     door of each key that did not come from serving.env), the parallel sizes, the memory
     budget, the names rows may use, the recipe before overrides (base, overrides) and the
-    API's bind address and whether it has a key (api_host, api_key_set)."""
+    API's bind address (api_host)."""
     flags = args_dict(recipe["serving"]["args"])
     if env is None:
         env = user_env(hw, recipe["serving"]["env"])
@@ -140,7 +139,6 @@ def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=No
     return {
         "recipe": recipe, "hw": hw, "hw_name": hw_name, "flags": flags, "env": env, "env_doors": env_doors or {},
         "base": base, "overrides": overrides, "version_text": eng["version"], "api_host": api_host,
-        "api_key_set": api_key_set,
         "tp": recipe["parallelism"]["tensor"], "pp": recipe["parallelism"]["pipeline"], "dp": dp,
         "ep": recipe["parallelism"]["expert_parallel"] or _on(flags.get("--enable-expert-parallel")),
         "version": parse_version(eng["version"]), "memory": memory_budget(recipe, hw, flags),
@@ -169,8 +167,9 @@ def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_addres
         argv += ["--nnodes", str(recipe["nodes"]), "--node-rank", str(node_rank), "--master-addr", head_address]
         if node_rank > 0:
             argv.append("--headless")
-    argv += ["--host", str(host), "--port", str(port)]
-    return argv + ["%s=%s" % (flag, value) if value is not True else flag for flag, value in parse_args(srv["args"])]
+    argv += ["%s=%s" % (flag, value) if value is not True else flag for flag, value in parse_args(srv["args"])]
+    # the deployment's bind address and port come last: vLLM's parser keeps a flag's last value
+    return argv + ["--host", str(host), "--port", str(port)]
 
 
 def node_address(node):

@@ -13,8 +13,8 @@ import re
 
 NETWORKS = ("management", "rails", "loopback")
 NODES = ("head", "all")
-CONDITIONS = ("always", "api_public", "ray_executor", "mp_executor", "copy_ssh", "copy_rsyncd", "validate_fabric",
-              "monitoring", "monitoring_public")
+CONDITIONS = ("always", "ray_executor", "mp_executor", "copy_ssh", "copy_rsyncd", "validate_fabric", "monitoring",
+              "monitoring_public")
 _KEYS = ("id", "owner", "port", "network", "nodes", "when", "why")
 _PORT = re.compile(r"^(?:any|\d{1,5}(?:-\d{1,5})?)$")
 TABLE = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "data", "ports.yml"))

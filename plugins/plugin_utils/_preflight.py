@@ -217,13 +217,13 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
     if errors:  # no rail plan for some node: nothing more to plan
         return dict(failed=True, refusals=[dict(r) for r in found.refusals],
                     msg="preflight refused the inventory:\n- " + "\n- ".join(str(r) for r in found.refusals))
-    api_key_set = bool(hostvars[hosts[0]].get("vllm_container_api_key")) if hosts else False
     for env, doors in variants:
         found.add(_rules.run(table, "recipe", _plan.recipe_context(
             recipe, hw, env=env, env_doors=doors, base=base, overrides=overrides, hw_name=recipe["hardware"],
-            api_host=settings["api_host"], api_key_set=api_key_set), accept))
+            api_host=settings["api_host"]), accept))
     if stage == "dynamic":
         ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "nodes": nodes, "ray_auth": settings["ray_auth"],
+               "api": {"host": settings["api_host"], "port": settings["api_port"]},
                "version": _recipe.parse_version(recipe["engine"]["version"]), "version_text": recipe["engine"]["version"]}
         found.add(_rules.run(table, "facts", ctx, accept))
     refusals, warnings, accepted = _unique(found.refusals), _unique(found.warnings), _unique(found.accepted)

@@ -16,6 +16,7 @@ import re
 import string
 
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import INT4, args_dict, parse_version, release, same_value
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._ports import is_loopback
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import is_secret
 
 GIB = 1024 ** 3
@@ -427,21 +428,41 @@ def model_swapped_alone(ctx):
 
 @rule("SEC-1")
 def api_flags(ctx):
-    for flag in ("--host", "--port", "--api-key"):
-        if flag in ctx["flags"]:
-            yield flag, {}
+    """--host, --port, --api-key and --config (a file that can carry them), and any abbreviation
+    of them: vLLM's argument parser takes an unambiguous prefix of a flag for the flag
+    (argparse's allow_abbrev; `vllm serve m --hos=0.0.0.0` binds every address)."""
+    for flag in sorted(ctx["flags"]):
+        owned = [f for f in API_FLAGS if f.startswith(flag) and len(flag) > 2]
+        if owned:
+            yield flag if flag in API_FLAGS else "%s (read as %s)" % (flag, " or ".join(owned)), {}
     if "VLLM_API_KEY" in ctx["env"]:
         yield env_option(ctx, "VLLM_API_KEY"), {}
 
 
-LOOPBACK = ("127.", "::1", "localhost")
+# the flags of `vllm serve` that only the deployment may set (SEC-1)
+API_FLAGS = ("--host", "--port", "--api-key", "--config", "--uds", "--root-path")
 
 
 @rule("SEC-2")
-def api_exposed_without_key(ctx):
+def api_exposed(ctx):
     host = ctx.get("api_host")
-    if host is not None and not str(host).startswith(LOOPBACK) and not ctx.get("api_key_set"):
+    if host is not None and not is_loopback(host):
         yield "sparkops_api_host", dict(host=host)
+
+
+# switches of vLLM's environment that open the API server beyond serving (SEC-7)
+DEV_SWITCHES = {
+    "VLLM_SERVER_DEV_MODE": "/collective_rpc, /sleep, /wake_up, /reset_prefix_cache and other control routes",
+    "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "/v1/load_lora_adapter, which loads an adapter from any path or hub id",
+    "VLLM_ALLOW_INSECURE_SERIALIZATION": "pickle in the messages between vLLM's processes",
+}
+
+
+@rule("SEC-7")
+def dev_switches(ctx):
+    for key in sorted(DEV_SWITCHES):
+        if key in ctx["env"] and _true(ctx["env"][key]):
+            yield env_option(ctx, key), dict(opens=DEV_SWITCHES[key])
 
 
 @rule("SEC-3")
@@ -719,6 +740,23 @@ def image_by_tag(ctx):
     yield "engine.image", dict(image=image, found="image ID %s, with no registry digest (built or loaded on the node)"
                                % (check.get("image_id") or "unknown"),
                                pinned="%s@sha256:<digest>, once it is pushed to a registry you control" % repo)
+
+
+@rule("SEC-1", stage="facts")
+def parsed_bind(ctx):
+    """Where vLLM's own parser, in the engine image, says each planned command binds: the plan's
+    host and port, and no key through the arguments (whatever smuggled them past the static check)."""
+    check = _engine_check(ctx)[0]
+    api = ctx.get("api") or {}
+    for verdict in (check or {}).get("commands") or []:
+        bind = verdict.get("bind") if isinstance(verdict, dict) else None
+        if not isinstance(bind, dict):
+            continue
+        if bind.get("host") != api.get("host") or bind.get("port") != api.get("port"):
+            yield "serving.args (vLLM reads --host %s --port %s for %s)" % (bind.get("host"), bind.get("port"),
+                                                                            verdict.get("node") or "a node"), {}
+        if bind.get("api_key"):
+            yield "serving.args (vLLM reads an --api-key for %s)" % (verdict.get("node") or "a node"), {}
 
 
 @rule("PLAN-8", stage="facts")

@@ -107,7 +107,7 @@ def test_a_bad_plan_is_refused_naming_the_field_and_the_fix(tmp_path, bad):
 
 def test_every_class_of_bad_plan_is_covered():
     classes = {"KF-1", "PLAN-2", "KF-106", "KF-22", "KF-12", "KF-20", "PLAN-11", "KF-18", "INV-2", "INV-3", "INV-4",
-               "KF-13", "KF-100", "PLAN-9", "PLAN-10", "KF-2", "PLAN-6", "PLAN-7", "PLAN-4", "SEC-1", "SEC-2", "SEC-3", "SEC-4"}
+               "KF-13", "KF-100", "PLAN-9", "PLAN-10", "KF-2", "PLAN-6", "PLAN-7", "PLAN-4", "SEC-1", "SEC-2", "SEC-3", "SEC-4", "SEC-7"}
     assert classes <= {b["rule"] for b in BAD}
 
 
@@ -205,7 +205,8 @@ def test_fuzz_every_variable_through_the_preflight(tmp_path, name):
         _judged_or_refused(plan(tmp_path, base_config("qwen397b"), common={name: value}))
 
 
-def test_the_api_on_the_network_with_a_key_and_pinned_remote_code_are_planned(tmp_path):
-    out = plan(tmp_path, base_config("qwen397b"), common={"sparkops_api_host": "0.0.0.0", "vllm_container_api_key": "k"},
+def test_a_key_on_loopback_and_pinned_remote_code_are_planned(tmp_path):
+    out = plan(tmp_path, base_config("qwen397b"), common={"sparkops_api_host": "127.0.0.1",
+                                                          "vllm_container_api_key": "a-long-enough-key-from-a-vault"},
                overrides={"serving": {"args": ["--trust-remote-code", "--revision=8d1c6b3"]}})
     assert not out.get("failed"), out.get("msg")

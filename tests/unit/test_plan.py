@@ -106,7 +106,9 @@ def test_mp_executor_runs_on_every_node_and_has_no_ray():
 def test_engine_args_are_emitted_as_vllm_reads_them():
     r = recipe("qwen397b", serving={"args": ["--max_num_batched_tokens 4096", "--enforce-eager", "--block-size", "128"]})
     argv = _plan.engine_command(r)
-    assert argv[-3:] == ["--max-num-batched-tokens=4096", "--enforce-eager", "--block-size=128"]
+    assert argv[-7:-4] == ["--max-num-batched-tokens=4096", "--enforce-eager", "--block-size=128"]
+    # the deployment's bind address and port last: vLLM's parser keeps a flag's last value
+    assert argv[-4:] == ["--host", "127.0.0.1", "--port", "8000"]
 
 
 @pytest.mark.parametrize("variables, words", [

@@ -337,7 +337,8 @@ def test_an_image_whose_ray_has_no_token_auth_is_refused():
 
 
 def _facts_judged(rec, check):
-    ctx = {"facts": {"a": {"engine_check": check}}, "recipe": rec, "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": True}
+    ctx = {"facts": {"a": {"engine_check": check}}, "recipe": rec, "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": True,
+           "api": {"host": "127.0.0.1", "port": 8000}}
     return _rules.run(TABLE, "facts", ctx)
 
 
@@ -352,6 +353,23 @@ def test_an_image_named_by_a_tag_is_warned_with_the_digest_the_head_has():
     assert "image ID sha256:" + "1" * 64 in warned[0]["reason"] and "registry you control" in warned[0]["fix"]
     pinned = dict(r, engine=dict(r["engine"], image=r["engine"]["image"].split(":")[0] + "@sha256:" + "2" * 64))
     assert "SEC-6" not in [w["rule"] for w in _facts_judged(pinned, check).warnings]
+
+
+def test_where_vllms_own_parser_binds_each_command_is_the_plans():
+    """The live check: vLLM's parser in the engine image (check_command.py) reports host, port and
+    whether a key came through the arguments; anything but the plan's is refused (SEC-1)."""
+    r = recipe("qwen397b")
+    base = {"version": r["engine"]["version"], "ray_version": "2.60.0"}
+
+    def refused(*binds):
+        check = dict(base, commands=[{"node": "spark-%d" % i, "ok": True, "bind": b} for i, b in enumerate(binds)])
+        return [f["option"] for f in _facts_judged(r, check).refusals if f["rule"] == "SEC-1"]
+
+    assert refused({"host": "127.0.0.1", "port": 8000, "api_key": False}) == []
+    assert refused({"host": "0.0.0.0", "port": 8000, "api_key": False}) == [
+        "serving.args (vLLM reads --host 0.0.0.0 --port 8000 for spark-0)"]
+    assert refused({"host": "127.0.0.1", "port": 8000, "api_key": False},
+                   {"host": "127.0.0.1", "port": 8000, "api_key": True}) == ["serving.args (vLLM reads an --api-key for spark-1)"]
 
 
 @pytest.mark.parametrize("image, ok", [

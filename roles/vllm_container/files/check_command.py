@@ -2,7 +2,8 @@
 own `vllm serve` argument parser accepts each planned command (JSON in the environment
 variable SPARKOPS_COMMANDS: [{"node": NAME, "argv": [...]}]). One JSON line on stdout:
 {"version": "0.32.0", "ray_version": "2.60.0" or null,
- "commands": [{"node": NAME, "ok": true} | {..., "ok": false, "error": "..."}]}.
+ "commands": [{"node": NAME, "ok": true, "bind": {"host", "port", "api_key": bool}}
+              | {..., "ok": false, "error": "..."}]}.
 The parser is built the way the `vllm` CLI builds it (vllm/entrypoints/cli/main.py).
 """
 import contextlib
@@ -37,7 +38,11 @@ def check(parser, commands, argv):
         return {"ok": False, "error": err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "rejected"}
     except Exception as exc:  # validate() raises ValueError/TypeError on inconsistent arguments
         return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-    return {"ok": True}
+    # where the API will listen, and whether a key came through the arguments (it must come
+    # through the environment only), as vLLM's own parser read them: an abbreviated flag
+    # (--hos=) or a --config file counts
+    return {"ok": True, "bind": {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
+                                 "api_key": bool(getattr(args, "api_key", None))}}
 
 
 def main():
