@@ -114,8 +114,9 @@ ensure_venv() {
 
 bootstrap() {
   # rsync: model_copy's unit tests run the real one; iputils-ping: rail_ping's; openssh-client:
-  # Ansible's connection to the simulated nodes
-  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync iputils-ping openssh-client
+  # Ansible's connection to the simulated nodes; systemd (systemd-analyze) and nftables (nft):
+  # the unit tests load every unit the roles write with systemd's own parser
+  apt_install python3-venv git debootstrap iproute2 ca-certificates rsync iputils-ping openssh-client systemd nftables
   ensure_venv
   ensure_docker
   # An installed copy of this collection (an older molecule prerun, ansible-galaxy)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules, _settings
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import node_addresses, rail_nodes
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import data_dirs, load_yaml, read_tables, recipe_dirs, recipes
 
+# Docker's rule for a container name (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-])
+CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
 # Role variables whose mapping is added to the engine's environment (the roles combine
 # them over the plan's): each is a door to the same settings as serving.env
 ROLE_ENV = ("ray_cluster_env", "vllm_container_env")
@@ -207,6 +210,12 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
             variants = env_variants(hw, recipe, hosts, hostvars)
         except _settings.SettingError as exc:
             raise Refused(table.finding("PLAN-6", "environment", detail=str(exc)))
+        containers = {h: str(hostvars[h].get("sparkops_engine_container") or settings["engine_container"]) for h in hosts}
+        bad = ["%s: %r" % (h, c) for h, c in sorted(containers.items()) if not CONTAINER_NAME.match(c)]
+        if bad:
+            raise Refused(table.finding("PLAN-6", "sparkops_engine_container", detail=(
+                "sparkops_engine_container must be a Docker container name (a letter or digit, then letters, digits, "
+                "'_', '.', '-'; it names systemd units and files), got %s" % "; ".join(bad))))
     except Refused as exc:
         return dict(failed=True, refusals=[dict(exc.refusal)], msg="preflight (%s) refused the plan:\n- %s"
                     % (stage, exc.refusal))
@@ -229,7 +238,6 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
     refusals, warnings, accepted = _unique(found.refusals), _unique(found.warnings), _unique(found.accepted)
     skipped = list({s["rule"]: s for s in found.skipped}.values())
 
-    containers = {h: str(hostvars[h].get("sparkops_engine_container") or settings["engine_container"]) for h in hosts}
     plan = _plan.build(recipe, hw, nodes, settings, table.log_patterns(), containers)
     plan.update(warnings=[dict(w) for w in warnings], accepted=[dict(a) for a in accepted], not_judged=skipped,
                 sources={"recipe": recipe_path, "hardware": profile_files.get(recipe["hardware"]),
