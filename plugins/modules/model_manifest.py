@@ -63,6 +63,14 @@ options:
     description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
     type: bool
     default: true
+  owned:
+    description:
+      - The resolved path and every directory above it must be root's, real directories (no symbolic link) and
+        writable by no one else (a root-owned sticky directory such as C(/tmp) excepted): the copy writes into it as
+        root, and another user able to swap a component could point the copy's C(rsync --delete) at a system
+        directory. Fails naming each component that is not.
+    type: bool
+    default: false
   roots:
     description:
       - When given, O(path) resolved on this node (symlinks and C(..) followed) must be a directory below one of
@@ -110,7 +118,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _sync
+from ansible_collections.sparkops.cluster.plugins.module_utils import _pathguard, _sync
 
 
 def main():
@@ -123,6 +131,7 @@ def main():
             rehash=dict(type="bool", default=False),
             required=dict(type="bool", default=True),
             roots=dict(type="list", elements="path"),
+            owned=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -135,6 +144,13 @@ def main():
             real = _sync.safe_model_path(p["path"], p["roots"])
         except ValueError as exc:
             module.fail_json(msg=str(exc), realpath=real)
+    if p["owned"]:
+        unsafe = _pathguard.problems(real)
+        if unsafe:
+            module.fail_json(msg="model_sync_path %s (%s) is written as root, but %s: another user could swap it for a "
+                                 "link to a system directory before the copy. Make each of these root's and writable "
+                                 "by no one else (chown root:root, chmod go-w), or choose a path below such directories"
+                                 % (p["path"], real, "; ".join(unsafe)), realpath=real, problems=unsafe)
     if not os.path.isdir(p["path"]):
         if p["required"]:
             module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "

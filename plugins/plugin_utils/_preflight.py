@@ -17,6 +17,9 @@ from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import da
 
 # Docker's rule for a container name (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-])
 CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+# Secrets a user may give, with the least length the preflight takes (SEC-8): the Ray token the
+# role makes is 64 hex digits; an API key of a few characters is guessed
+SECRET_LENGTHS = (("ray_cluster_auth_token", 32), ("vllm_container_api_key", 20))
 # Role variables whose mapping is added to the engine's environment (the roles combine
 # them over the plan's): each is a door to the same settings as serving.env
 ROLE_ENV = ("ray_cluster_env", "vllm_container_env")
@@ -210,6 +213,10 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
             variants = env_variants(hw, recipe, hosts, hostvars)
         except _settings.SettingError as exc:
             raise Refused(table.finding("PLAN-6", "environment", detail=str(exc)))
+        for name, least in SECRET_LENGTHS:
+            given = str(hostvars[hosts[0]].get(name) or "") if hosts else ""
+            if given and len(given) < least:
+                raise Refused(table.finding("SEC-8", name, length=len(given), least=least))
         containers = {h: str(hostvars[h].get("sparkops_engine_container") or settings["engine_container"]) for h in hosts}
         bad = ["%s: %r" % (h, c) for h, c in sorted(containers.items()) if not CONTAINER_NAME.match(c)]
         if bad:

@@ -72,13 +72,16 @@ def test_netplan_file_is_0600_with_the_rails(host):
     ("/etc/sysctl.d/60-sparkops-rails-ipv6.conf", "net.ipv6.conf.enP2p1s0f1np1.disable_ipv6 = 1"),
     ("/etc/sysctl.d/60-sparkops-memory.conf", "vm.swappiness = 1"),
     ("/etc/sysctl.d/60-sparkops-memory.conf", "vm.max_map_count = 1048576"),
-    ("/etc/security/limits.d/60-sparkops-memlock.conf", "*    hard    memlock    unlimited"),
+    ("/etc/security/limits.d/60-sparkops-memlock.conf", "root hard    memlock    unlimited"),
     ("/etc/systemd/logind.conf.d/60-sparkops.conf", "RemoveIPC=no"),
 ])
 def test_drop_ins_not_shared_files(host, path, line):
     f = host.file(path)
     assert f.exists and f.mode == 0o644, path
     assert line.split() in [x.split() for x in f.content_string.splitlines()], "%s lacks %r" % (path, line)
-    # never appended to the shared files (seed 002 appends to limits.conf on every run)
+    # memlock for root only (no other user may pin the unified memory the GPU needs)
+    assert not [x for x in host.file("/etc/security/limits.d/60-sparkops-memlock.conf").content_string.splitlines()
+                if x.split()[:1] == ["*"]]
+    # never appended to the shared files (a field guide appends to limits.conf on every run)
     assert "sparkops" not in host.file("/etc/security/limits.conf").content_string
     assert "sparkops" not in host.file("/etc/sysctl.conf").content_string
