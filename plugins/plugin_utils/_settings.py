@@ -9,6 +9,8 @@ variables (sparkops_rails, ...) are read by module_utils/_fabric. Pure Python.
 
 from __future__ import annotations
 
+import os
+
 # name: (type, default, description); None as default means "unset"
 SETTINGS = {
     "sparkops_recipe": (str, None, "The recipe to plan (a file of the recipes directory, without .yml)."),
@@ -48,6 +50,8 @@ SETTINGS = {
 RAY_PORTS = {8265: "Ray's dashboard", 10001: "Ray's client server", 52365: "Ray's dashboard agent"}
 RAY_WORKER_PORTS = (10002, 19999)
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+# settings that name a directory: given normalized (no trailing /, no ..)
+PATHS = ("sparkops_recipes_dir", "sparkops_data_dir", "sparkops_model_path")
 
 
 class SettingError(ValueError):
@@ -113,7 +117,10 @@ def read(variables, render=None):
             if value is None:
                 value = default
             try:
-                out[name[len("sparkops_"):]] = value if value is None else _coerce(name, kind, value)
+                value = value if value is None else _coerce(name, kind, value)
+                if name in PATHS and value:  # '{{ inventory_dir }}/../recipes' is the directory it names
+                    value = os.path.normpath(os.path.expanduser(value))
+                out[name[len("sparkops_"):]] = value
             except SettingError as exc:
                 if raw is value or raw == value:
                     raise

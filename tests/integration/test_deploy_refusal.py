@@ -21,7 +21,7 @@ BAD = [
     ("expert parallel on a hybrid model", {"serving": {"args": ["--enable-expert-parallel"]}}, "[KF-1]"),
     ("KV cache of 64 full-context sequences", {"serving": {"concurrency": 64}}, "[KF-100]"),
     ("TP=2 for 397 GB on 2 nodes", {"nodes": 2, "parallelism": {"tensor": 2}},
-     "[PLAN-5] nodes: the recipe plans 2 node(s), the inventory gives 4"),
+     "[PLAN-5] nodes: the recipe plans 2 node(s), the play has 4"),
     ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[PLAN-1] parallelism"),
     ("pinned GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "[KF-17]"),
     ("engine too old", {"engine": {"version": "0.17.0"}}, "[KF-102]"),
