@@ -6,9 +6,9 @@ from __future__ import annotations
 
 # Each filter's documentation is in the .yml file of its name beside this one.
 
-from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import has_secrets, mask
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import has_secrets, keyed_hash, mask
 
 
 class FilterModule:
     def filters(self):
-        return {"mask_secrets": mask, "has_secrets": has_secrets}
+        return {"mask_secrets": mask, "has_secrets": has_secrets, "keyed_hash": keyed_hash}
