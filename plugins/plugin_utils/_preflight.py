@@ -11,7 +11,7 @@ import json
 import os
 import re
 
-from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules, _settings
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules, _secrets, _settings
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import node_addresses, rail_nodes
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import data_dirs, load_yaml, read_tables, recipe_dirs, recipes
 
@@ -156,6 +156,17 @@ def _limited(variables, hosts):
     return "; --limit %s leaves %d of the %d node(s) of group %s" % (limit, len(hosts), len(group), target)
 
 
+def _shown(plan):
+    """A refused plan as it is shown: the value of every secret of its environments (the nodes',
+    the overrides' serving.env) replaced (SEC-3 refused the plan for them)."""
+    settings = dict(plan["settings"])
+    overrides = settings.get("recipe_overrides")
+    if isinstance(overrides, dict) and isinstance(overrides.get("serving"), dict):
+        serving = overrides["serving"]
+        settings["recipe_overrides"] = dict(overrides, serving=dict(serving, env=_secrets.mask(serving.get("env"))))
+    return dict(plan, settings=settings, nodes=[dict(n, env=_secrets.mask(n["env"])) for n in plan["nodes"]])
+
+
 def _unique(findings):
     seen, out = set(), []
     for f in findings:
@@ -251,7 +262,9 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
                          "table_rows_added": sorted(table.extra)},
                 notes=["recipe %s of %s shadows %s" % (recipe["name"], recipe_path, " and ".join(shadowed))]
                 if shadowed else [])
-    result = dict(changed=False, plan=plan, recipe=recipe, refusals=[dict(r) for r in refusals],
+    # the recipe as shown: a secret in serving.env is refused (SEC-3), and its value is never printed
+    shown = dict(recipe, serving=dict(recipe["serving"], env=_secrets.mask(recipe["serving"]["env"])))
+    result = dict(changed=False, plan=plan, recipe=shown, refusals=[dict(r) for r in refusals],
                   accepted=[dict(a) for a in accepted], not_judged=skipped,
                   warnings=[str(w) for w in warnings] + ["accepted (sparkops_accept: %s): %s" % (a["accepted"], a)
                                                          for a in accepted])
@@ -262,6 +275,8 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
             "check mode: judged on the nodes as they are now, before host setup's changes; a real run "
             "would refuse if these remain: %s" % "; ".join(str(r) for r in refusals))
     elif refusals:
+        # a refused plan runs nowhere: its environments are shown without the value of any secret (SEC-3's)
+        result["plan"] = _shown(plan)
         result.update(failed=True, msg="preflight (%s) refused the plan for %s:\n- %s%s" % (
             stage, recipe["name"], "\n- ".join(str(r) for r in refusals),
             "\n(a row you have checked for your setup can be accepted: sparkops_accept: {%s: 'your reason'})"

@@ -6,6 +6,7 @@ code (plugin_utils/_preflight.judge) on an inventory shaped like the report's.""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import yaml
@@ -210,3 +211,10 @@ def test_a_key_on_loopback_and_pinned_remote_code_are_planned(tmp_path):
                                                           "vllm_container_api_key": "a-long-enough-key-from-a-vault"},
                overrides={"serving": {"args": ["--trust-remote-code", "--revision=8d1c6b3"]}})
     assert not out.get("failed"), out.get("msg")
+
+
+def test_a_secret_in_the_recipe_is_refused_and_its_value_never_shown(tmp_path):
+    out = plan(tmp_path, base_config("qwen397b"), overrides={"serving": {"env": {"HF_TOKEN": "hf_planted_value_1234"}}})
+    assert out["failed"] and "SEC-3" in {r["rule"] for r in out["refusals"]}
+    assert "hf_planted_value_1234" not in json.dumps(out)  # not in the recipe, the plan or the message shown at -v
+    assert out["recipe"]["serving"]["env"]["HF_TOKEN"] == "set"
