@@ -31,8 +31,12 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args, variables = self._task.args, task_vars or {}
         hosts = list(args.get("hosts") or variables.get("ansible_play_hosts_all") or [])
+        facts = args.get("facts")
+        if facts is None and args.get("stage") == "dynamic":
+            # what each node's facts step kept (node_facts' preflight, as deploy.yml sets it)
+            facts = {h: variables["hostvars"][h].get("sparkops_node_facts") for h in hosts}
         result.update(judge(variables, variables["hostvars"], hosts, stage=args.get("stage", "static"),
-                            facts=args.get("facts"), recipe_name=args.get("recipe"), overrides=args.get("overrides"),
+                            facts=facts, recipe_name=args.get("recipe"), overrides=args.get("overrides"),
                             check_mode=self._play_context.check_mode, render=self._render))
         if result.get("failed") and self._display.verbosity < 1:
             # a refusal prints its rows, not the whole plan (about 17 KB): that at -v and above

@@ -103,3 +103,33 @@ def resolve(name, limit):
     if rc != 0:
         return None, "getent hosts %s failed (rc=%d): %s" % (name, rc, last_line(err or out) or "no output")
     return [line.split()[0] for line in out.splitlines() if line.split()], None
+
+
+def preflight_view(rails, rdma_summary, gpu, memory, runtimes, hook, hostname, checkpoint=None):
+    """What the dynamic preflight's rules read of one node (sparkops_node_facts), from what
+    node_facts read: per planned rail ({name, netdev, rdma_device}) whether its RDMA device's
+    port is up on the rail's netdev (a rail whose netdev is not its device's port counts as
+    down, KF-13) and that netdev's MTU; the GPU driver; the memory; whether Docker can give a
+    GPU; a host name that resolves to loopback (KF-19); the checkpoint read on the head."""
+    ports = {}
+    for port in rdma_summary.get("ports") or []:
+        ports.setdefault(port.get("netdev"), port)
+    rails_up, rail_mtu = {}, {}
+    for rail in rails:
+        port = ports.get(rail.get("netdev")) or {}
+        rails_up[rail["name"]] = bool(port.get("up"))
+        if port.get("mtu"):
+            rail_mtu[rail["name"]] = port["mtu"]
+    addresses = (hostname or {}).get("addresses") or []
+    return {
+        "driver_version": gpu.get("driver_version"),
+        "rails_up": rails_up,
+        "rail_mtu": rail_mtu,
+        "mem_available": memory.get("mem_available"),
+        "reboot_required": memory.get("reboot_required"),
+        "reboot_reason": memory.get("reason"),
+        "hostname_loopback": addresses[0] if addresses and str(addresses[0]).startswith("127.") else None,
+        "gloo_socket_ifname": rdma_summary.get("gloo_socket_ifname"),
+        "docker_gpus": "nvidia" in runtimes or hook is not None,
+        "checkpoint": checkpoint,
+    }

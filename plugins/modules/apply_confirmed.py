@@ -355,9 +355,11 @@ def main():
     result = _confirm.run(ops, p["confirm_targets"], p["window"], p["settle_timeout"], time.monotonic, time.sleep)
     if result["confirmed"]:
         module.exit_json(changed=True, **result)
-    restored = ("the previous %s was restored and applied %s" % (p["previous"], 
-        "by the safety timer" if result["by_timer"] else "by the node") if result["rolled_back"]
-        else "and the previous %s could NOT be restored: fix the node by hand" % p["previous"])
+    if result["rolled_back"]:
+        restored = "the previous %s was restored and applied %s" % (
+            p["previous"], "by the safety timer" if result["by_timer"] else "by the node")
+    else:
+        restored = "and the previous %s could NOT be restored: fix the node by hand" % p["previous"]
     module.fail_json(msg="%s: after applying %s, %s: %s (on the node: %s). %s" % (
         ops.host, p["file"], result["detail"], restored, _confirm.timeline(result["seconds"]),
         dict(_FIX, **p["fix"]).get(result["step"], "")), changed=True, **result)

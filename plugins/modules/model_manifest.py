@@ -66,7 +66,7 @@ options:
   owned:
     description:
       - The resolved path and every directory above it must be root's, real directories (no symbolic link) and
-        writable by no one else (a root-owned sticky directory such as C(/tmp) excepted): the copy writes into it as
+        writable by no one else (a root-owned sticky directory such as C(/tmp) excepted). The copy writes into it as
         root, and another user able to swap a component could point the copy's C(rsync --delete) at a system
         directory. Fails naming each component that is not.
     type: bool

@@ -31,10 +31,27 @@ options:
   devices:
     description:
       - Keep only RDMA devices matching one of these shell patterns, as
-        O(sparkops.cluster.ibdev2netdev#module:devices) does.
+        O(sparkops.cluster.ibdev2netdev#module:devices) does. With O(rails) and no O(devices), the
+        rails' RDMA devices.
     type: list
     elements: str
     default: []
+  rails:
+    description:
+      - The node's planned rails (each a mapping with at least C(name), C(netdev) and C(rdma_device),
+        as the plan's node entry gives them). RV(preflight) says for each whether its RDMA device's
+        port is up on its netdev, and the netdev's MTU.
+    type: list
+    elements: dict
+    default: []
+  model_dir:
+    description:
+      - A model directory to read C(config.json) from (Hugging Face's format). RV(preflight.checkpoint)
+        holds the facts the preflight judges (architecture, heads, KV cache layers, context,
+        MoE, hybrid attention, quantization). Unset, nothing is read.
+      - C(config.json) may be a symlink (a hub snapshot's is); what it reaches must be a regular file of at
+        most 1 MiB. A directory without one, or one that is not JSON, gives a note, not a failure.
+    type: path
   rdma_source:
     description: Where to read the RDMA mapping. C(auto) uses C(ibdev2netdev) when installed, else sysfs.
     type: str
@@ -124,11 +141,45 @@ hostname:
       returned: with hostname
       sample: [127.0.1.1]
     note: {description: "Why addresses is null.", type: str, returned: with hostname}
+preflight:
+  description:
+    - What the dynamic preflight's rules read of this node (the deploy keeps it as C(sparkops_node_facts)).
+  returned: always
+  type: dict
+  contains:
+    driver_version: {description: The GPU driver's version (null without a GPU)., type: str, returned: always}
+    rails_up:
+      description: Per rail of O(rails), whether its RDMA device's port is up on the rail's netdev.
+      type: dict
+      returned: always
+      sample: {rail1: true, rail2: false}
+    rail_mtu: {description: "Per rail of O(rails) whose netdev was found, its MTU.", type: dict, returned: always}
+    mem_available: {description: MemAvailable in bytes., type: int, returned: always}
+    reboot_required: {description: Memory is held by no process (see M(sparkops.cluster.memory_facts))., type: bool, returned: always}
+    reboot_reason: {description: "Why, or null.", type: str, returned: always}
+    hostname_loopback:
+      description: The loopback address O(hostname) resolves to first, or null.
+      type: str
+      returned: always
+    gloo_socket_ifname: {description: The netdev of the first rail that is up., type: str, returned: always}
+    docker_gpus: {description: Docker has the nvidia runtime or the toolkit's hook., type: bool, returned: always}
+    checkpoint:
+      description:
+        - With O(model_dir), the checkpoint's facts (C(facts), null when config.json could not be read, with C(note)
+          saying why) and C(path); null without.
+      type: dict
+      returned: always
+      sample:
+        path: /var/lib/sparkops/models/qwen/config.json
+        facts: {architecture: qwen3_5_moe, attention_heads: 32, kv_heads: 2, head_dim: 256, kv_layers: 15}
+        note: null
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _docker, _memory, _nodefacts
+import os
+
+from ansible_collections.sparkops.cluster.plugins.module_utils import _checkpoint, _docker, _memory, _nodefacts
 from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive
 
 
@@ -140,6 +191,8 @@ def main():
             sysfs_root=dict(type="path", default="/sys"),
             gpu_required=dict(type="bool", default=True),
             hostname=dict(type="str"),
+            rails=dict(type="list", elements="dict", default=[]),
+            model_dir=dict(type="path"),
             **dict(_memory.LEAK_OPTIONS, **_docker.OPTIONS)
         ),
         supports_check_mode=True,
@@ -147,17 +200,28 @@ def main():
     p = module.params
     require_positive(module, "command_timeout")
     limit = p["command_timeout"]
+    for i, rail in enumerate(p["rails"]):
+        if not all(isinstance(rail.get(k), str) and rail[k] for k in ("name", "netdev", "rdma_device")):
+            module.fail_json(msg="rails[%d] must give name, netdev and rdma_device, got %r" % (i, rail))
+    devices = p["devices"] or [r["rdma_device"] for r in p["rails"]]
     memory = _memory.facts(module)
-    source, rdma = _nodefacts.rdma(module, p["rdma_source"], p["devices"], [], False, p["sysfs_root"], limit)
+    source, rdma = _nodefacts.rdma(module, p["rdma_source"], devices, [], False, p["sysfs_root"], limit)
     gpu = _nodefacts.gpus(module, p["gpu_required"], limit)
     runtimes = _nodefacts.docker_runtimes(module, limit)
     hostname = None
     if p["hostname"]:
         addresses, note = _nodefacts.resolve(p["hostname"], limit)
         hostname = {"name": p["hostname"], "addresses": addresses, "note": note}
+    checkpoint = None
+    if p["model_dir"]:
+        config, note = _checkpoint.read(p["model_dir"])
+        checkpoint = {"path": os.path.join(p["model_dir"], _checkpoint.CONFIG), "note": note,
+                      "facts": _checkpoint.facts(config) if config is not None else None}
+    hook = _nodefacts.toolkit_hook()
     module.exit_json(changed=False, ansible_facts={"sparkops_gpu": gpu, "sparkops_memory": memory},
-                     rdma=dict(rdma, source=source), docker_runtimes=runtimes,
-                     toolkit_hook=_nodefacts.toolkit_hook(), hostname=hostname)
+                     rdma=dict(rdma, source=source), docker_runtimes=runtimes, toolkit_hook=hook, hostname=hostname,
+                     preflight=_nodefacts.preflight_view(p["rails"], rdma, gpu, memory, runtimes, hook, hostname,
+                                                         checkpoint))
 
 
 if __name__ == "__main__":

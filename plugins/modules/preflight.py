@@ -61,11 +61,12 @@ options:
     default: static
   facts:
     description:
-      - Per host facts for O(stage=dynamic), each a mapping with driver_version, rails_up (rail
-        name to bool), rail_mtu (rail name to int), mem_available, reboot_required,
-        reboot_reason, hostname_loopback, gloo_socket_ifname.
+      - Per host facts for O(stage=dynamic), each what M(sparkops.cluster.node_facts) returns as
+        RV(sparkops.cluster.node_facts#module:preflight) (driver_version, rails_up, rail_mtu,
+        mem_available, reboot_required, reboot_reason, hostname_loopback, gloo_socket_ifname,
+        docker_gpus, checkpoint), with engine_check on the head.
+      - Unset, each host's variable C(sparkops_node_facts), which the deploy's facts step sets.
     type: dict
-    default: {}
 """
 
 EXAMPLES = r"""

@@ -125,12 +125,14 @@ def memory_budget(recipe, hw, flags=None):
             "fits": need <= budget}
 
 
-def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=None, hw_name=None, api_host=None):
+def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=None, hw_name=None, api_host=None,
+                   model_local=False):
     """What the recipe rules read: the recipe, its hardware, its flags as vLLM reads them,
     its environment (env: every door merged, the hardware profile's first; env_doors: the
     door of each key that did not come from serving.env), the parallel sizes, the memory
-    budget, the names rows may use, the recipe before overrides (base, overrides) and the
-    API's bind address (api_host)."""
+    budget, the names rows may use, the recipe before overrides (base, overrides), the
+    API's bind address (api_host) and whether the weights are local (model_local:
+    sparkops_model_path given, so the live preflight reads the checkpoint's config.json)."""
     flags = args_dict(recipe["serving"]["args"])
     if env is None:
         env = user_env(hw, recipe["serving"]["env"])
@@ -139,6 +141,7 @@ def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=No
     return {
         "recipe": recipe, "hw": hw, "hw_name": hw_name, "flags": flags, "env": env, "env_doors": env_doors or {},
         "base": base, "overrides": overrides, "version_text": eng["version"], "api_host": api_host,
+        "model_local": model_local,
         "tp": recipe["parallelism"]["tensor"], "pp": recipe["parallelism"]["pipeline"], "dp": dp,
         "ep": recipe["parallelism"]["expert_parallel"] or _on(flags.get("--enable-expert-parallel")),
         "version": parse_version(eng["version"]), "memory": memory_budget(recipe, hw, flags),

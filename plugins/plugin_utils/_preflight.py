@@ -12,6 +12,7 @@ import os
 import re
 
 from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules, _secrets, _settings
+from ansible_collections.sparkops.cluster.plugins.module_utils._checkpoint import complete
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import node_addresses, rail_nodes
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import data_dirs, load_yaml, read_tables, recipe_dirs, recipes
 
@@ -122,6 +123,7 @@ def _accepted_rows(table, accept):
 
 # What the roles need in the Python that runs ansible-playbook: (module, its package on PyPI, why)
 CONTROLLER_MODULES = (
+    ("packaging", "packaging", "the preflight reads vLLM's and Ray's versions by PEP 440 (packaging.version)"),
     ("netaddr", "netaddr", "the netplan role renders the rails' prefixes with ansible.utils' ipaddr filter"),
     ("jmespath", "jmespath", "the ray_cluster role reads Docker's container list with community.general's "
                              "json_query filter"),
@@ -165,6 +167,17 @@ def _shown(plan):
         serving = overrides["serving"]
         settings["recipe_overrides"] = dict(overrides, serving=dict(serving, env=_secrets.mask(serving.get("env"))))
     return dict(plan, settings=settings, nodes=[dict(n, env=_secrets.mask(n["env"])) for n in plan["nodes"]])
+
+
+def _checkpoint_read(facts, hosts):
+    """What the head read of the checkpoint (node_facts' checkpoint: path, facts or note), or a
+    note saying why there is nothing to judge."""
+    read = ((facts or {}).get(hosts[0]) or {}).get("checkpoint") if hosts else None
+    if not isinstance(read, dict):
+        return {"path": None, "facts": None, "note": "no checkpoint read: sparkops_model_path is not set (the engine "
+                                                     "loads model.id from the hub)"}
+    return {"path": read.get("path"), "facts": read.get("facts") if isinstance(read.get("facts"), dict) else None,
+            "note": read.get("note")}
 
 
 def _unique(findings):
@@ -244,10 +257,17 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
     if errors:  # no rail plan for some node: nothing more to plan
         return dict(failed=True, refusals=[dict(r) for r in found.refusals],
                     msg="preflight refused the inventory:\n- " + "\n- ".join(str(r) for r in found.refusals))
+    checkpoint = None
+    if stage == "dynamic":
+        # the head's config.json (node_facts): the rules judge the model served, its facts
+        # the recipe omits taken from it; PLAN-13 refuses the ones the recipe gives otherwise
+        checkpoint = _checkpoint_read(facts, hosts)
+        if checkpoint.get("facts"):
+            recipe = dict(recipe, model=complete(recipe["model"], checkpoint["facts"]))
     for env, doors in variants:
         found.add(_rules.run(table, "recipe", _plan.recipe_context(
             recipe, hw, env=env, env_doors=doors, base=base, overrides=overrides, hw_name=recipe["hardware"],
-            api_host=settings["api_host"]), accept))
+            api_host=settings["api_host"], model_local=bool(settings["model_path"])), accept))
     if stage == "dynamic":
         ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "nodes": nodes, "ray_auth": settings["ray_auth"],
                "api": {"host": settings["api_host"], "port": settings["api_port"]},
@@ -257,6 +277,8 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
     skipped = list({s["rule"]: s for s in found.skipped}.values())
 
     plan = _plan.build(recipe, hw, nodes, settings, table.log_patterns(), containers)
+    if checkpoint is not None:
+        plan["checkpoint"] = checkpoint
     plan.update(warnings=[dict(w) for w in warnings], accepted=[dict(a) for a in accepted], not_judged=skipped,
                 sources={"recipe": recipe_path, "hardware": profile_files.get(recipe["hardware"]),
                          "table_rows_added": sorted(table.extra)},

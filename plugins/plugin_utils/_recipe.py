@@ -10,7 +10,13 @@ import difflib
 import json
 import re
 
-from packaging.version import InvalidVersion, Version
+try:
+    from packaging.version import InvalidVersion, Version
+except ImportError:  # ansible-core depends on it; the static preflight names it if missing (PLAN-12)
+    Version = None
+
+    class InvalidVersion(ValueError):
+        """packaging's, when packaging is missing."""
 
 EXECUTORS = ("ray", "mp")
 INT4 = ("awq", "gptq", "autoround", "int4")
@@ -18,6 +24,23 @@ QUANTIZATIONS = ("bf16", "fp16", "fp8", "nvfp4", "awq", "gptq", "autoround", "in
 # field path -> (type, required, check, what a valid value looks like). A required field
 # under an optional mapping (model.kv_cache.*) is required when the mapping is given.
 _POSITIVE = (lambda v: v > 0, "a number above 0")
+# What an architecture (config.json's model_type) is, as vLLM's model of it is built
+# (vllm/model_executor/models/<name>.py): (moe, hybrid_gdn, vision). A recipe may leave these
+# traits out for an architecture named here; for another it gives them.
+TRAITS = ("moe", "hybrid_gdn", "vision")
+ARCHITECTURES = {
+    "qwen3_5_moe": (True, True, True),    # qwen3_5_moe.py: VL + hybrid GDN/attention + MoE
+    "qwen3_5": (False, True, True),       # qwen3_5.py: the dense Qwen3.5
+    "qwen3_next": (True, True, False),    # qwen3_next.py: hybrid GDN + MoE, text only
+    "qwen3_vl_moe": (True, False, True),  # qwen3_vl_moe.py
+    "qwen3_vl": (False, False, True),     # qwen3_vl.py
+    "qwen3_moe": (True, False, False),    # qwen3_moe.py
+    "minimax_m2": (True, False, False),   # minimax_m2.py
+    "deepseek_v3": (True, False, False),  # deepseek_v2.py serves V3's model_type too
+    "qwen3": (False, False, False),
+    "qwen2": (False, False, False),
+    "llama": (False, False, False),
+}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LOCAL_PATH = re.compile(r"^/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]+/?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,9 +64,9 @@ _SCHEMA = {
     "model.id": (str, True, _MODEL_ID, None),
     "model.size_gb": ((int, float), True, _POSITIVE, "size on disk in GB"),
     "model.architecture": (str, True, None, "the HF architecture family, e.g. qwen3_5_moe"),
-    "model.moe": (bool, True, None, "true or false"),
-    "model.hybrid_gdn": (bool, True, None, "true or false"),
-    "model.vision": (bool, True, None, "true or false"),
+    "model.moe": (bool, False, None, "true or false"),
+    "model.hybrid_gdn": (bool, False, None, "true or false"),
+    "model.vision": (bool, False, None, "true or false"),
     "model.shared_experts": (bool, False, None, "true or false: MoE layers with a shared expert (config "
                                                 "shared_expert_intermediate_size)"),
     "model.active_params_b": ((int, float), False, _POSITIVE, "active parameters per token, billions"),
@@ -130,6 +153,21 @@ def _env_errors(env, where="serving.env"):
     return out
 
 
+def _traits(model):
+    """Fill the traits (moe, hybrid_gdn, vision) a recipe leaves out from its architecture;
+    the errors for an architecture the table does not know whose traits are not given."""
+    arch = model.get("architecture")
+    missing = [t for t in TRAITS if t not in model]
+    if not missing or not isinstance(arch, str):
+        return []
+    if arch not in ARCHITECTURES:
+        return ["model.%s is missing: architecture %r is not one whose traits the collection knows (%s); give "
+                "model.%s (true or false)" % (missing[0], arch, ", ".join(sorted(ARCHITECTURES)),
+                                              ", model.".join(missing))]
+    model.update((t, v) for t, v in zip(TRAITS, ARCHITECTURES[arch]) if t in missing)
+    return []
+
+
 def validate(recipe, source="recipe", known_rows=None):
     """Raise RecipeError listing every bad field of the recipe (known_rows: the table's ids)."""
     if not isinstance(recipe, dict):
@@ -155,10 +193,7 @@ def validate(recipe, source="recipe", known_rows=None):
         if check and not check[0](value):
             errors.append("%s must be %s, got %r" % (path, check[1], value))
     errors += _unknown_keys(recipe)
-    model = recipe.get("model") if isinstance(recipe.get("model"), dict) else {}
-    if model.get("hybrid_gdn") is True and model.get("quantization") in INT4 and "linear_num_value_heads" not in model:
-        errors.append("model.linear_num_value_heads is missing: an int4 hybrid GDN model needs it (config "
-                      "linear_num_value_heads) to judge the Marlin split")
+    errors += _traits(recipe.get("model") if isinstance(recipe.get("model"), dict) else {})
     known_bad = recipe.get("known_bad")
     for i, bad in enumerate(known_bad if isinstance(known_bad, list) else []):
         if not isinstance(bad, dict) or set(bad) != {"option", "row"} or not all(isinstance(bad[k], str) for k in bad):
@@ -327,6 +362,9 @@ def parse_version(text):
     """A vLLM or Ray version as it prints it, read by PEP 440 (packaging, ansible-core's own
     dependency): '0.19.1rc1' sorts before '0.19.1', '0.20.0rc1.dev12' before '0.20.0rc1',
     '0.19.1+cu130' is 0.19.1 built locally. Raises RecipeError naming the text."""
+    if Version is None:
+        raise RecipeError("reading version %r needs the Python package packaging on the controller: "
+                          "pip install packaging" % (text,))
     try:
         return Version(str(text).strip())
     except InvalidVersion:

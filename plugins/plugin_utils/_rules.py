@@ -15,11 +15,13 @@ import ipaddress
 import re
 import string
 
-from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import INT4, args_dict, parse_version, release, same_value
+from ansible_collections.sparkops.cluster.plugins.module_utils._checkpoint import contradictions
+from ansible_collections.sparkops.cluster.plugins.module_utils._meminfo import GIB
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import (
+    ARCHITECTURES, INT4, TRAITS, args_dict, parse_version, release, same_value)
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._ports import is_loopback
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import is_secret
 
-GIB = 1024 ** 3
 MARLIN_MIN_THREAD_N = 64
 PER_NODE_ENV = ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME",
                 "UCX_NET_DEVICES", "VLLM_HOST_IP", "NCCL_IB_GID_INDEX")
@@ -417,13 +419,33 @@ def context_length(ctx):
 
 @rule("PLAN-11")
 def model_swapped_alone(ctx):
+    """A swapped model keeps the recipe's other facts. Its size cannot be read before the weights
+    are local; its architecture and quantization can, from config.json at the live preflight
+    (PLAN-13), where sparkops_model_path gives the weights: without it, they are asked for."""
     over = (ctx.get("overrides") or {}).get("model")
     base = (ctx.get("base") or {}).get("model") or {}
     if isinstance(over, dict) and over.get("id") and over["id"] != base.get("id"):
-        missing = [k for k in ("architecture", "size_gb") if k not in over]
+        wanted = ("size_gb",) if ctx.get("model_local") else ("size_gb", "architecture", "quantization")
+        missing = [k for k in wanted if k not in over]
         if missing:
-            yield "sparkops_recipe_overrides.model.id", dict(model=over["id"], base=base.get("id"),
-                                                             missing=", ".join("model." + k for k in missing))
+            yield "sparkops_recipe_overrides.model.id", dict(
+                model=over["id"], base=base.get("id"), missing=", ".join("model." + k for k in missing),
+                why="" if ctx.get("model_local") else " (set sparkops_model_path and the others are read from the "
+                                                      "checkpoint's config.json)")
+
+
+@rule("PLAN-13")
+def model_traits(ctx):
+    """A trait the recipe gives by hand against what its architecture is."""
+    model = ctx["recipe"]["model"]
+    known = ARCHITECTURES.get(model["architecture"])
+    for trait, value in zip(TRAITS, known or ()):
+        if model.get(trait) is not None and model[trait] != value:
+            yield "model." + trait, dict(detail="model.%s is %s in the recipe, but %s is %s" % (
+                trait, str(model[trait]).lower(), model["architecture"], "" if value else "not ") + {
+                    "moe": "a mixture of experts", "hybrid_gdn": "a hybrid of linear (GDN) and full attention",
+                    "vision": "a vision-language model"}[trait],
+                fix="remove model.%s (it follows from model.architecture) or correct model.architecture" % trait)
 
 
 @rule("SEC-1")
@@ -708,7 +730,7 @@ def image_min_version(ctx):
                                    architecture=ctx["recipe"]["model"]["architecture"])
 
 
-RAY_TOKEN_AUTH = parse_version("2.52.0")
+RAY_TOKEN_AUTH = "2.52.0"  # the first Ray with token authentication
 
 
 @rule("SEC-5", stage="facts")
@@ -720,7 +742,7 @@ def ray_without_token_auth(ctx):
         found = parse_version(check.get("ray_version") or "")
     except ValueError:
         found = None
-    if found is None or found < RAY_TOKEN_AUTH:
+    if found is None or found < parse_version(RAY_TOKEN_AUTH):
         yield "engine.image", dict(image=ctx["recipe"]["engine"]["image"], ray=check.get("ray_version") or "no Ray")
 
 
@@ -757,6 +779,27 @@ def parsed_bind(ctx):
                                                                             verdict.get("node") or "a node"), {}
         if bind.get("api_key"):
             yield "serving.args (vLLM reads an --api-key for %s)" % (verdict.get("node") or "a node"), {}
+
+
+def checkpoint_facts(ctx):
+    """(the checkpoint facts the head read, its config.json's path) or (None, None)."""
+    for _host, f in sorted(ctx["facts"].items()):
+        found = f.get("checkpoint")
+        if isinstance(found, dict) and isinstance(found.get("facts"), dict):
+            return found["facts"], found.get("path")
+    return None, None
+
+
+@rule("PLAN-13", stage="facts")
+def checkpoint_contradicts(ctx):
+    """The recipe's facts of the model against the checkpoint's config.json on the head."""
+    found, path = checkpoint_facts(ctx)
+    if not found:
+        return
+    for field, mine, theirs in contradictions(ctx["recipe"]["model"], found):
+        yield field, dict(detail="%s is %s in the recipe, %s in %s" % (field, mine, theirs, path),
+                          fix="correct %s to the checkpoint's value (or remove it: the live preflight reads it "
+                              "from config.json), or point sparkops_model_path at the model the recipe is for" % field)
 
 
 @rule("PLAN-8", stage="facts")

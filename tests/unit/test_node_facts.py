@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _command, _nodefacts
 from ansible_collections.sparkops.cluster.plugins.modules import gpu_facts, ibdev2netdev, memory_facts, node_facts
-from conftest import fixture
+from conftest import FIXTURES, fixture
 
 SMI = "/usr/bin/nvidia-smi"
 GPU_CSV = (SMI, "--query-gpu=" + ",".join(gpu_facts.FIELDS), "--format=csv,noheader,nounits")
@@ -114,3 +114,27 @@ def test_node_facts_refuses_no_limit(run_module, node):
 def test_memory_options_are_checked_before_any_program_runs(run_module, node):
     failed, r = run_module(node_facts, {"settle_timeout": -1})
     assert failed and "settle_timeout" in r["msg"] and node[1] == []
+
+
+def test_node_facts_gives_the_preflight_its_view_and_the_checkpoint(run_module, node, tmp_path):
+    """With the plan's rails and the model directory (the head's), what the dynamic preflight
+    reads comes back ready (preflight), the checkpoint's facts with it."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_bytes((FIXTURES / "config_json_sparkops_tiny_qwen2_transformers_5.19.0.json").read_bytes())
+    rails = [{"name": "rail1", "netdev": "enp1s0f0np0", "rdma_device": "rocep1s0f0", "subnet": "192.168.100.0/24"},
+             {"name": "rail2", "netdev": "enP2p1s0f0np0", "rdma_device": "roceP2p1s0f0", "subnet": "192.168.101.0/24"}]
+    failed, r = run_module(node_facts, {"rails": rails, "hostname": "spark-alpha", "model_dir": str(model)})
+    assert not failed, r
+    view = r["preflight"]
+    assert view["rails_up"] == {"rail1": True, "rail2": True} and view["driver_version"] == "580.95.05"
+    assert view["docker_gpus"] is True and view["hostname_loopback"] is None  # the hook, a rail address first
+    assert view["checkpoint"]["path"] == str(model / "config.json") and view["checkpoint"]["note"] is None
+    assert view["checkpoint"]["facts"]["attention_heads"] == 8
+    # the rails' devices were the selection
+    assert r["rdma"]["nccl_ib_hca"] == "=rocep1s0f0:1,roceP2p1s0f0:1"
+    failed, r = run_module(node_facts, {"rails": rails, "model_dir": str(tmp_path / "nowhere")})
+    assert not failed and r["preflight"]["checkpoint"]["facts"] is None
+    assert "has no config.json" in r["preflight"]["checkpoint"]["note"]
+    failed, r = run_module(node_facts, {"rails": [{"name": "rail1"}]})
+    assert failed and "rails[0] must give name, netdev and rdma_device" in r["msg"]

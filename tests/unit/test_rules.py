@@ -145,8 +145,8 @@ def test_tp2_memory_figures_of_the_forum_report():
     (lambda r: r["serving"]["env"].update({"X": None}), "serving.env.X must be a string or a number"),
     (lambda r: r.update(serving=["--x"]), "serving must be a mapping"),
     (lambda r: r["model"].update(kv_cache={"layers": 15}), "model.kv_cache.kv_heads is missing"),
-    (lambda r: r["model"].pop("linear_num_value_heads") and r["model"].update(quantization="awq"),
-     "model.linear_num_value_heads is missing: an int4 hybrid GDN model needs it"),
+    (lambda r: [r["model"].pop(t) for t in ("moe", "hybrid_gdn")] and r["model"].update(architecture="my_arch"),
+     "model.moe is missing: architecture 'my_arch' is not one whose traits the collection knows"),
     (lambda r: r["parallelism"].update(tensor="four"), "parallelism.tensor must be tensor parallel size"),
     (lambda r: r["serving"].update(gpu_memory_utilization=1.5), "a fraction between 0 and 1"),
     (lambda r: r["engine"].update(executor="slurm"), "ray or mp"),
@@ -412,3 +412,16 @@ def test_a_dev_release_candidate_is_judged_inside_a_rows_versions():
     r = recipe("qwen397b")
     r["engine"]["version"] = "0.20.0rc1.dev12"  # the rc with a dev suffix the schema used to refuse
     _recipe.validate(r)
+
+
+def test_the_controller_check_names_what_to_install(monkeypatch):
+    """PLAN-12: what the roles need in the controller's Python, before any node is touched."""
+    from ansible_collections.sparkops.cluster.plugins.plugin_utils import _preflight
+    found = _preflight.controller_problems("2.16.3", have=lambda module: module != "jmespath")
+    assert [fix for _what, fix in found] == ["pip install 'ansible-core>=2.17'", "pip install jmespath"]
+    assert "ansible-core 2.16.3 is older than the collection's floor 2.17" in found[0][0]
+    assert _preflight.controller_problems("2.19.4", have=lambda module: True) == []
+    assert _preflight.controller_problems("2.20.0rc1", have=lambda module: True) == []
+    monkeypatch.setattr(_preflight, "controller_problems", lambda version: [("no netaddr", "pip install netaddr")])
+    out = _preflight.judge({"sparkops_recipe": "qwen397b"}, {}, [])
+    assert out["failed"] and out["refusals"][0]["rule"] == "PLAN-12" and "pip install netaddr" in out["msg"]

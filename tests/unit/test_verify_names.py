@@ -16,7 +16,7 @@ BLOCKS = ("block", "rescue", "always")
 
 def tasks_of(items):
     for task in items or []:
-        if isinstance(task, dict):
+        if isinstance(task, dict) and "import_playbook" not in str(task):
             yield task
             for key in BLOCKS:
                 yield from tasks_of(task.get(key))
@@ -24,10 +24,11 @@ def tasks_of(items):
 
 def names():
     registered, as_vars = {}, {}
-    files = [SCENARIO / "verify.yml"] + sorted((SCENARIO / "tasks").glob("*.yml"))
+    topics = sorted((SCENARIO / "topics").glob("*.yml"))
+    files = topics + sorted((SCENARIO / "tasks").glob("*.yml"))
     for path in files:
         doc = yaml.safe_load(path.read_text()) or []
-        plays = doc if path.name == "verify.yml" else [{"tasks": doc}]
+        plays = doc if path in topics else [{"tasks": doc}]
         for play in plays:
             for name in play.get("vars") or {}:
                 as_vars.setdefault(name, path.name)
