@@ -21,7 +21,7 @@ description:
   - It changes no result and no output. A plugin that does not load is passed over (shown at
     -vvv); the task that uses it fails as it would without this callback.
   - Measured on the simulated 4-node cluster (a second deploy with nothing to change, on a 2-core
-    machine), it saves about a sixth of the controller's CPU time; see the README, section Performance.
+    machine), it saves about a sixth of the controller's CPU time; see docs/performance.md.
 version_added: 0.2.0
 requirements:
   - enabled in the configuration, e.g. C(callbacks_enabled = sparkops.cluster.preload) in the

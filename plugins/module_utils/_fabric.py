@@ -8,7 +8,9 @@ from __future__ import annotations
 import ipaddress
 
 
+# the rail variables' defaults (plugin_utils/_settings lists every variable with these)
 DEFAULT_MTU = 9000
+DEFAULT_HOST_OFFSET = 10
 MTU_RANGE = (1280, 9216)  # IPv6's minimum; the largest frame ConnectX-7 and common switches take
 
 
@@ -51,10 +53,18 @@ def rail_plan(host, hv):
         if rail["name"] in explicit:
             address = str(explicit[rail["name"]])
         else:
-            index, offset = hv.get("sparkops_node_index"), hv.get("sparkops_rail_host_offset", 10)
+            index, offset = hv.get("sparkops_node_index"), hv.get("sparkops_rail_host_offset", DEFAULT_HOST_OFFSET)
             if not isinstance(index, int) or isinstance(index, bool) or index < 0:
                 raise FabricError("%s: sparkops_node_index must be an integer >= 0 (got %r), or give "
                                   "sparkops_rail_addresses.%s" % (host, index, rail["name"]))
+            try:
+                offset = int(str(offset).strip()) if not isinstance(offset, bool) else None
+            except ValueError:
+                offset = None
+            if offset is None or offset < 0:
+                raise FabricError("%s: sparkops_rail_host_offset must be a whole number >= 0 (the first host address "
+                                  "of the rail subnets, default %d), got %r" % (
+                                      host, DEFAULT_HOST_OFFSET, hv.get("sparkops_rail_host_offset")))
             try:
                 address = str(ipaddress.ip_network(rail["subnet"], strict=False)[int(offset) + index])
             except (ValueError, IndexError) as exc:

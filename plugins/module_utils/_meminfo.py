@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 
 _LINE = re.compile(r"^(?P<key>[A-Za-z0-9_()]+):\s+(?P<value>\d+)(?:\s+(?P<unit>kB))?$")
 _REQUIRED = ("MemTotal", "MemFree", "MemAvailable")
 # the only /proc/meminfo lines that are counts, not kB (fs/proc/meminfo.c, mm/hugetlb.c)
 _COUNTS = ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")
-GIB = 1024 ** 3
 # The inode of the machine's first PID namespace (PROC_PID_INIT_INO in the kernel's
 # include/linux/proc_ns.h, 0xEFFFFFFC): a process in it sees every process in /proc.
 INIT_PID_NS = "pid:[4026531836]"

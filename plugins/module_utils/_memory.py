@@ -12,8 +12,8 @@ import time
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _command, _meminfo, _nvsmi
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 
-GIB = 1024 ** 3
 SETTLE_INTERVAL = 5
 
 # the options both modules take for the leak check (argument_spec entries)

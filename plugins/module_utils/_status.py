@@ -20,7 +20,6 @@ from ansible_collections.sparkops.cluster.plugins.module_utils._errors import To
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_state
 from ansible_collections.sparkops.cluster.plugins.module_utils._ray import cluster_state
 
-GIB = 2 ** 30
 _TOKENS = re.compile(r"^vllm:generation_tokens_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)\s*$", re.M)
 
 

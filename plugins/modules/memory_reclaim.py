@@ -124,8 +124,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
 from ansible_collections.sparkops.cluster.plugins.module_utils._meminfo import summary
-
-GIB = 1024 ** 3
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 
 
 def write(path, value):

@@ -32,8 +32,8 @@ description:
   - Returns the plan - per node rank, engine container, rails, the container's environment
     and the exact engine command - which the roles read (the deploy flow sets it as
     C(sparkops_plan)). The collection variables (C(sparkops_api_host), C(sparkops_api_port),
-    C(sparkops_ray_port), C(sparkops_engine_container), C(sparkops_model_path), ...; the
-    README's inventory reference) are read from the host's variables, checked, and returned
+    C(sparkops_ray_port), C(sparkops_engine_container), C(sparkops_model_path), ...; every one in
+    docs/reference.md) are read from the host's variables, checked, and returned
     in C(plan.settings).
   - Runs on the controller only (action plugin); never changes anything.
 version_added: 0.1.0

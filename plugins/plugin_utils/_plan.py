@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_env
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import args_dict, parse_args, parse_version
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._rules import PER_NODE_ENV
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._settings import on
 
-GIB = 1024 ** 3
 VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json from here
 RAY_TOKEN_DIR = "/run/sparkops/ray"  # the token file's directory in the engine container (read only)
 RAY_TOKEN_PATH = RAY_TOKEN_DIR + "/auth-token"
@@ -104,7 +105,7 @@ def memory_budget(recipe, hw, flags=None):
     par, srv = recipe["parallelism"], recipe["serving"]
     flags = args_dict(srv["args"]) if flags is None else flags
     shards = par["tensor"] * par["pipeline"]
-    if recipe["model"]["moe"] and (par["expert_parallel"] or _on(flags.get("--enable-expert-parallel"))):
+    if recipe["model"]["moe"] and (par["expert_parallel"] or on(flags.get("--enable-expert-parallel"))):
         # expert parallel spreads the experts over the data parallel ranks too; they are
         # nearly all of a MoE's weights (the replicated attention weights are not counted)
         shards *= data_parallel(flags)
@@ -143,15 +144,11 @@ def recipe_context(recipe, hw, env=None, env_doors=None, base=None, overrides=No
         "base": base, "overrides": overrides, "version_text": eng["version"], "api_host": api_host,
         "model_local": model_local,
         "tp": recipe["parallelism"]["tensor"], "pp": recipe["parallelism"]["pipeline"], "dp": dp,
-        "ep": recipe["parallelism"]["expert_parallel"] or _on(flags.get("--enable-expert-parallel")),
+        "ep": recipe["parallelism"]["expert_parallel"] or on(flags.get("--enable-expert-parallel")),
         "version": parse_version(eng["version"]), "memory": memory_budget(recipe, hw, flags),
         "names": {"architecture": model["architecture"], "model": model["id"], "version": eng["version"],
                   "min_version": eng["min_version"], "nodes": recipe["nodes"]},
     }
-
-
-def _on(value):
-    return value is not None and str(value).strip().lower() not in ("false", "0", "no", "off")
 
 
 def engine_command(recipe, host="127.0.0.1", port=8000, node_rank=0, head_address=None, model_path=None):

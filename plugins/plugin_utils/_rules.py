@@ -16,11 +16,12 @@ import re
 import string
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._checkpoint import contradictions
-from ansible_collections.sparkops.cluster.plugins.module_utils._meminfo import GIB
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import (
     ARCHITECTURES, INT4, TRAITS, args_dict, parse_version, release, same_value)
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._ports import is_loopback
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._secrets import is_secret
+from ansible_collections.sparkops.cluster.plugins.plugin_utils._settings import on
 
 MARLIN_MIN_THREAD_N = 64
 PER_NODE_ENV = ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME",
@@ -202,15 +203,6 @@ def run(table, stage, ctx, accept=None):
     return out
 
 
-def _true(value):
-    return str(value).strip().lower() not in ("0", "false", "no", "off", "")
-
-
-def _on(value):
-    """A flag's value (args_dict) as on or off: absent and False are off."""
-    return value is not None and value is not False and _true(value)
-
-
 def env_option(ctx, key):
     """The door an environment variable came through: serving.env.KEY, or the role
     variable that set it (env_doors: {key: 'vllm_container_env.KEY on spark-beta'})."""
@@ -313,7 +305,7 @@ def marlin_int4_split(ctx):
 def prefix_caching_0172(ctx):
     r = ctx["recipe"]
     if (r["nodes"] == 2 and ctx["tp"] == 2 and r["model"]["quantization"] == "autoround"
-            and _on(ctx["flags"].get("--enable-prefix-caching"))):  # versions: the row's
+            and on(ctx["flags"].get("--enable-prefix-caching"))):  # versions: the row's
         yield "--enable-prefix-caching", {}
 
 
@@ -326,7 +318,7 @@ def _gb10(ctx):
 def gb10_deepgemm(ctx):
     if _gb10(ctx):
         for key in ("VLLM_USE_DEEP_GEMM", "VLLM_MOE_USE_DEEP_GEMM"):
-            if _true(ctx["env"].get(key, "0")):
+            if on(ctx["env"].get(key, "0")):
                 yield env_option(ctx, key), dict(value=ctx["env"][key])
 
 
@@ -342,7 +334,7 @@ def gb10_gpudirect(ctx):
 
 @rule("KF-28")
 def gb10_vision_cudnn(ctx):
-    text_only = _on(ctx["flags"].get("--language-model-only"))
+    text_only = on(ctx["flags"].get("--language-model-only"))
     if _gb10(ctx) and ctx["recipe"]["model"]["vision"] and not text_only and not ctx["recipe"]["engine"].get("disable_cudnn"):
         yield "engine.disable_cudnn", {}
 
@@ -483,7 +475,7 @@ DEV_SWITCHES = {
 @rule("SEC-7")
 def dev_switches(ctx):
     for key in sorted(DEV_SWITCHES):
-        if key in ctx["env"] and _true(ctx["env"][key]):
+        if key in ctx["env"] and on(ctx["env"][key]):
             yield env_option(ctx, key), dict(opens=DEV_SWITCHES[key])
 
 
@@ -497,7 +489,7 @@ def secret_in_recipe(ctx):
 @rule("SEC-4")
 def unpinned_remote_code(ctx):
     flags, model = ctx["flags"], ctx["recipe"]["model"]
-    if (_on(flags.get("--trust-remote-code")) and not flags.get("--revision") and not flags.get("--code-revision")
+    if (on(flags.get("--trust-remote-code")) and not flags.get("--revision") and not flags.get("--code-revision")
             and not model.get("allow_unpinned_remote_code")):
         yield "--trust-remote-code", dict(model=model["id"])
 

@@ -4,9 +4,8 @@ import pytest
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _meminfo
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 from conftest import fixture
-
-GIB = 1024 ** 3
 
 
 def test_parse_real_meminfo():

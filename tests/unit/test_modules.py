@@ -6,9 +6,8 @@ import pytest
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _memory
 from ansible_collections.sparkops.cluster.plugins.modules import gpu_facts, ibdev2netdev, memory_facts, memory_reclaim
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 from conftest import fixture
-
-GIB = 1024 ** 3
 
 
 def test_ibdev2netdev_from_tool(run_module, commands, binaries):

@@ -7,13 +7,13 @@ import pytest
 import yaml
 
 from ansible_collections.sparkops.cluster.plugins.plugin_utils import _plan, _recipe, _rules
+from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 from conftest import REPO
 
 RECIPES = REPO / "recipes"
 HARDWARE = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())
 TABLE = _rules.Table(yaml.safe_load((REPO / "data" / "known_failures.yml").read_text()))
 GOOD = ["qwen397b", "qwen397b-int4", "minimax-m27", "qwen3-vl-235b", "qwen397b-h200x8"]
-GIB = 1024 ** 3
 
 
 def recipe(name, **overrides):
