@@ -183,13 +183,46 @@ def node_addresses(hosts, hostvars):
     return out
 
 
+# under this share of its link's speed, with its PCIe link as wide as its slot, a rail is not
+# slow but degraded (NVIDIA/dgx-spark-playbooks PR#108: 13 Gb/s on a 200G link at Gen5 x4)
+DEGRADED_SHARE = 0.25
+
+
+def _diagnosis(node, client):
+    """Why a rail of this node's measurement fell below its threshold, where its link tells."""
+    out = []
+    links = {link.get("name"): link for link in node.get("links") or []}
+    ports = {p.get("netdev"): p.get("link") or {} for p in node.get("ports") or [] if isinstance(p, dict)}
+    failed = " ".join(client.get("failures") or [])
+    for rail in client.get("rails") or []:
+        if "rail %s:" % rail.get("name") not in failed:
+            continue
+        link = links.get(rail.get("name")) or {}
+        pcie = ports.get(link.get("netdev")) or {}
+        width, slot, speed = pcie.get("pcie_width"), pcie.get("pcie_max_width"), link.get("speed")
+        if width and slot and width < slot:
+            out.append("%s: rail %s (%s) runs PCIe x%d of its slot's x%d: update the BIOS of %s (2026-04 or later), "
+                       "then power-cycle it (KF-36)" % (
+                           node["name"], rail["name"], link.get("netdev"), width, slot, node["name"]))
+        elif speed and speed > 0 and rail.get("average_gbps") is not None and \
+                rail["average_gbps"] < DEGRADED_SHARE * speed / 1000.0:
+            out.append("%s: rail %s (%s) carried %s Gb/s on a %s Mb/s link%s: a degraded start; power-cycle %s (a full "
+                       "power off, not a reboot) and run validate_fabric again (KF-38)" % (
+                           node["name"], rail["name"], link.get("netdev"), rail["average_gbps"], speed,
+                           " at PCIe x%d" % width if width else "", node["name"]))
+    return out
+
+
 def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
     """The fabric check's summary: one line per rail port (speed, MTU), per ring link (Gb/s
     per rail, aggregate, share of line rate) and for the all-reduce, and every link below
     its threshold.
 
     nodes: [{name, peer, links: [{name (the rail), netdev, speed, mtu}], client: a
-    roce_bandwidth result or None}]; allreduce: the bench's JSON or None. Returns {lines, below}.
+    roce_bandwidth result or None, ports: ibdev2netdev's ports (their link: PCIe width)}];
+    allreduce: the bench's JSON or None. Returns {lines, below}. A rail below its threshold is
+    diagnosed where its link says why: a PCIe link narrower than its slot (KF-36: the BIOS), or
+    a healthy-looking link carrying under a quarter of its speed (KF-38: a degraded start).
     """
     lines, below = [], []
     for node in nodes:
@@ -207,6 +240,7 @@ def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
                 where, ", ".join("%s %s Gb/s" % (r["name"], r["average_gbps"]) for r in client["rails"]),
                 client.get("aggregate_gbps"), " (%.1f%% of line rate)" % (share * 100) if share is not None else ""))
         below += ["%s: %s" % (where, f) for f in client.get("failures") or []]
+        below += _diagnosis(node, client)
     if allreduce:
         lines.append("all-reduce: %s ranks (%s node(s)), %s, %d MiB: bus bandwidth %s GB/s, sum %s" % (
             allreduce.get("world_size"), allreduce.get("nodes", allreduce.get("world_size")), allreduce.get("backend"),

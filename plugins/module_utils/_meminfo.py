@@ -55,6 +55,10 @@ def summary(mem):
         "cached": mem.get("Cached", 0),
         "buffers": mem.get("Buffers", 0),
         "swap_used": mem.get("SwapTotal", 0) - mem.get("SwapFree", 0),
+        # the contiguous memory area; CmaFree above CmaTotal is the tell of a kernel whose KHO
+        # breaks RDMA memory registration (MiaAI-Lab/DeepSeek-v4-Flash-DSpark-2x-DGX-Spark#259)
+        "cma_total": mem.get("CmaTotal"),
+        "cma_free": mem.get("CmaFree"),
     }
 
 

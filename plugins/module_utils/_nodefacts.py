@@ -105,12 +105,24 @@ def resolve(name, limit):
     return [line.split()[0] for line in out.splitlines() if line.split()], None
 
 
-def preflight_view(rails, rdma_summary, gpu, memory, runtimes, hook, hostname, checkpoint=None):
+def kernel(cmdline_path="/proc/cmdline"):
+    """The running kernel's release and command line (what the drift rules read)."""
+    try:
+        with open(cmdline_path, "rb") as fh:
+            cmdline = fh.read(65536).decode("utf-8", "replace").strip()
+    except OSError:
+        cmdline = None
+    return {"release": os.uname().release, "cmdline": cmdline}
+
+
+def preflight_view(rails, rdma_summary, gpu, memory, runtimes, hook, hostname, checkpoint=None, links=None,
+                   kernel_facts=None):
     """What the dynamic preflight's rules read of one node (sparkops_node_facts), from what
     node_facts read: per planned rail ({name, netdev, rdma_device}) whether its RDMA device's
     port is up on the rail's netdev (a rail whose netdev is not its device's port counts as
     down, KF-13) and that netdev's MTU; the GPU driver; the memory; whether Docker can give a
-    GPU; a host name that resolves to loopback (KF-19); the checkpoint read on the head."""
+    GPU; a host name that resolves to loopback (KF-19); the checkpoint read on the head; each
+    rail's link as sysfs shows it (links: {rail: _rdma.link()}), the kernel and its CMA figures."""
     ports = {}
     for port in rdma_summary.get("ports") or []:
         ports.setdefault(port.get("netdev"), port)
@@ -132,4 +144,9 @@ def preflight_view(rails, rdma_summary, gpu, memory, runtimes, hook, hostname, c
         "gloo_socket_ifname": rdma_summary.get("gloo_socket_ifname"),
         "docker_gpus": "nvidia" in runtimes or hook is not None,
         "checkpoint": checkpoint,
+        "rail_link": dict(links or {}),
+        "kernel_release": (kernel_facts or {}).get("release"),
+        "kho_off": "kho=off" in ((kernel_facts or {}).get("cmdline") or "").split(),
+        "cma_total": memory.get("cma_total"),
+        "cma_free": memory.get("cma_free"),
     }

@@ -126,12 +126,43 @@ def _read(path):
 
 
 def with_mtu(ports, root="/sys"):
-    """The ports, each with its netdev's MTU from sysfs (None when the netdev is not there)."""
+    """The ports, each with its netdev's MTU from sysfs (None when the netdev is not there) and
+    its link (link(): speed, PCIe width and speed, firmware)."""
     out = []
     for port in ports:
         raw = _read(os.path.join(root, "class", "net", port["netdev"], "mtu")) if port.get("netdev") else None
-        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None))
+        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None, link=link(port, root)))
     return out
+
+
+def _number(text):
+    try:
+        return float(text.split()[0]) if text else None
+    except ValueError:
+        return None
+
+
+def _lanes(text):
+    number = _number(text)
+    return int(number) if number and number > 0 else None
+
+
+def link(port, root="/sys"):
+    """What sysfs says of a port's link (Linux's formats: net/core/net-sysfs.c speed_show, Mb/s, -1
+    when unknown; drivers/pci/pci-sysfs.c, "32.0 GT/s PCIe" and a lane count): the negotiated
+    Ethernet speed, the PCIe link's width and speed against their maximum, and the adapter's
+    firmware (/sys/class/infiniband/DEV/fw_ver). A value sysfs does not give is None."""
+    net = os.path.join(root, "class", "net", port.get("netdev") or "-")
+    pci = os.path.join(net, "device")
+    speed = _number(_read(os.path.join(net, "speed")))
+    return {
+        "speed_mbps": int(speed) if speed and speed > 0 else None,
+        "pcie_width": _lanes(_read(os.path.join(pci, "current_link_width"))),
+        "pcie_max_width": _lanes(_read(os.path.join(pci, "max_link_width"))),
+        "pcie_speed_gts": _number(_read(os.path.join(pci, "current_link_speed"))),
+        "pcie_max_speed_gts": _number(_read(os.path.join(pci, "max_link_speed"))),
+        "firmware": _read(os.path.join(root, "class", "infiniband", port.get("device") or "-", "fw_ver")) or None,
+    }
 
 
 def select(ports, devices=None, netdevs=None):

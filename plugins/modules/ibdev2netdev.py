@@ -87,6 +87,14 @@ ports:
     state: {description: "C(Up) or C(Down) (the netdev's link).", type: str, returned: always, sample: Up}
     up: {description: "Whether the netdev is up.", type: bool, returned: always, sample: true}
     mtu: {description: "The netdev's MTU (from sysfs), or null when it cannot be read.", type: int, returned: always, sample: 9000}
+    link:
+      description:
+        - The port's link as sysfs shows it, each null where sysfs has no value - C(speed_mbps) (the netdev's
+          negotiated speed), C(pcie_width) and C(pcie_max_width) (lanes), C(pcie_speed_gts) and
+          C(pcie_max_speed_gts), C(firmware) (the adapter's C(fw_ver)).
+      type: dict
+      returned: always
+      sample: {speed_mbps: 200000, pcie_width: 4, pcie_max_width: 4, pcie_speed_gts: 32.0, pcie_max_speed_gts: 32.0, firmware: 28.45.4028}
     port_state: {description: "RDMA port state (C(-v) form and sysfs).", type: str, returned: when known, sample: ACTIVE}
     pci: {description: "PCI address (C(-v) form).", type: str, returned: with verbose, sample: "0000:01:00.1"}
     firmware: {description: "Firmware version (C(-v) form).", type: str, returned: with verbose, sample: 28.45.4028}

@@ -55,6 +55,8 @@ ansible_facts:
         cached: {description: "Cached (page cache).", type: int, returned: always}
         buffers: {description: "Buffers.", type: int, returned: always}
         swap_used: {description: "SwapTotal - SwapFree.", type: int, returned: always}
+        cma_total: {description: "CmaTotal (the contiguous memory area), null when the kernel has none.", type: int, returned: always}
+        cma_free: {description: "CmaFree, null when the kernel has none.", type: int, returned: always}
         leak:
           description: The leak check's figures in bytes (used, process_rss, gpu_processes, kernel, unaccounted), or null when skipped.
           type: dict

@@ -82,6 +82,8 @@ before:
     cached: {description: "Cached (page cache).", type: int, returned: always}
     buffers: {description: "Buffers.", type: int, returned: always}
     swap_used: {description: "SwapTotal - SwapFree.", type: int, returned: always}
+    cma_total: {description: "CmaTotal (the contiguous memory area), null when the kernel has none.", type: int, returned: always}
+    cma_free: {description: "CmaFree, null when the kernel has none.", type: int, returned: always}
 after:
   description: Memory after, in bytes (same keys as RV(before); equals it in check mode or when nothing was dropped).
   returned: always

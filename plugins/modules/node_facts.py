@@ -173,13 +173,25 @@ preflight:
         path: /var/lib/sparkops/models/qwen/config.json
         facts: {architecture: qwen3_5_moe, attention_heads: 32, kv_heads: 2, head_dim: 256, kv_layers: 15}
         note: null
+    rail_link:
+      description:
+        - Per rail of O(rails), its port's link as sysfs shows it (null where sysfs has no value) -
+          C(speed_mbps) (the negotiated Ethernet speed), C(pcie_width) and C(pcie_max_width) (lanes),
+          C(pcie_speed_gts) and C(pcie_max_speed_gts), C(firmware) (the adapter's).
+      type: dict
+      returned: always
+      sample: {rail1: {speed_mbps: 200000, pcie_width: 4, pcie_max_width: 4, pcie_speed_gts: 32.0, pcie_max_speed_gts: 32.0, firmware: 28.45.4028}}
+    kernel_release: {description: "The running kernel's release (uname -r).", type: str, returned: always}
+    kho_off: {description: "The kernel command line holds kho=off.", type: bool, returned: always}
+    cma_total: {description: "CmaTotal in bytes, null when the kernel has no CMA.", type: int, returned: always}
+    cma_free: {description: "CmaFree in bytes, null when the kernel has no CMA.", type: int, returned: always}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 import os
 
-from ansible_collections.sparkops.cluster.plugins.module_utils import _checkpoint, _docker, _memory, _nodefacts
+from ansible_collections.sparkops.cluster.plugins.module_utils import _checkpoint, _docker, _memory, _nodefacts, _rdma
 from ansible_collections.sparkops.cluster.plugins.module_utils._command import require_positive
 
 
@@ -218,10 +230,13 @@ def main():
         checkpoint = {"path": os.path.join(p["model_dir"], _checkpoint.CONFIG), "note": note,
                       "facts": _checkpoint.facts(config) if config is not None else None}
     hook = _nodefacts.toolkit_hook()
+    ports = {port.get("netdev"): port for port in rdma.get("ports") or []}
+    links = {r["name"]: (ports.get(r["netdev"]) or {}).get("link") or _rdma.link(
+        {"netdev": r["netdev"], "device": r["rdma_device"]}, p["sysfs_root"]) for r in p["rails"]}
     module.exit_json(changed=False, ansible_facts={"sparkops_gpu": gpu, "sparkops_memory": memory},
                      rdma=dict(rdma, source=source), docker_runtimes=runtimes, toolkit_hook=hook, hostname=hostname,
                      preflight=_nodefacts.preflight_view(p["rails"], rdma, gpu, memory, runtimes, hook, hostname,
-                                                         checkpoint))
+                                                         checkpoint, links, _nodefacts.kernel()))
 
 
 if __name__ == "__main__":

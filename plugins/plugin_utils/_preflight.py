@@ -269,7 +269,8 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
             recipe, hw, env=env, env_doors=doors, base=base, overrides=overrides, hw_name=recipe["hardware"],
             api_host=settings["api_host"], model_local=bool(settings["model_path"])), accept))
     if stage == "dynamic":
-        ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "nodes": nodes, "ray_auth": settings["ray_auth"],
+        ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "hw_name": recipe["hardware"], "nodes": nodes,
+               "envs": [env for env, _doors in variants], "ray_auth": settings["ray_auth"],
                "api": {"host": settings["api_host"], "port": settings["api_port"]},
                "version": _recipe.parse_version(recipe["engine"]["version"]), "version_text": recipe["engine"]["version"]}
         found.add(_rules.run(table, "facts", ctx, accept))

@@ -707,6 +707,111 @@ def _engine_check(ctx):
     return None, None
 
 
+# Kernels reported to hold memory in KHO that RDMA registration needs, and to wedge hosts
+# with NV_ERR_NO_MEMORY (rows KF-34, KF-35 name the reports)
+KHO_KERNELS = ("7.0.0-1019-nvidia",)
+
+
+def _mib(value):
+    return "%d" % round(value / 2 ** 20) if isinstance(value, int) else "?"
+
+
+@rule("KF-34", stage="facts")
+def cma_tell(ctx):
+    for host, f in sorted(ctx["facts"].items()):
+        free, total = f.get("cma_free"), f.get("cma_total")
+        if isinstance(free, int) and free > (total or 0):
+            yield "%s: kernel" % host, dict(host=host, kernel=f.get("kernel_release") or "?", cma_free=_mib(free),
+                                            cma_total=_mib(total or 0))
+
+
+@rule("KF-35", stage="facts")
+def kho_kernel(ctx):
+    for host, f in sorted(ctx["facts"].items()):
+        if f.get("kernel_release") in KHO_KERNELS and not f.get("kho_off"):
+            yield "%s: kernel" % host, dict(host=host, kernel=f["kernel_release"])
+
+
+def _rail_links(ctx):
+    """(host, rail, link, netdev) of every rail whose link the node read, with the profile's
+    expected link ({speed_mbps, pcie_width}, or {} when the profile states none)."""
+    netdevs = {(n["name"], r["name"]): r.get("netdev") for n in ctx["nodes"] for r in n["rails"]}
+    for host, f in sorted(ctx["facts"].items()):
+        for rail, link in sorted((f.get("rail_link") or {}).items()):
+            if isinstance(link, dict):
+                yield host, rail, link, netdevs.get((host, rail), "?")
+
+
+@rule("KF-36", stage="facts")
+def pcie_narrow(ctx):
+    expected = (ctx["hw"].get("link") or {}).get("pcie_width")
+    for host, rail, link, netdev in _rail_links(ctx):
+        width = link.get("pcie_width")
+        if expected and isinstance(width, int) and width < expected:
+            yield "%s: rail %s PCIe" % (host, rail), dict(host=host, rail=rail, netdev=netdev, width=width,
+                                                          max_width=link.get("pcie_max_width") or "?",
+                                                          expected=expected, hardware=ctx.get("hw_name") or "")
+
+
+@rule("KF-37", stage="facts")
+def link_speed(ctx):
+    expected = (ctx["hw"].get("link") or {}).get("speed_mbps")
+    for host, rail, link, netdev in _rail_links(ctx):
+        speed = link.get("speed_mbps")
+        if expected and isinstance(speed, int) and speed < expected:
+            yield "%s: rail %s speed" % (host, rail), dict(host=host, rail=rail, netdev=netdev, speed=speed,
+                                                           expected=expected, hardware=ctx.get("hw_name") or "")
+
+
+def _release_of(text):
+    try:
+        return release(parse_version(text))
+    except ValueError:
+        return None
+
+
+def _nccl_versions(check):
+    """{version: where} of the NCCL builds the head's engine check found in the image."""
+    found = {}
+    nccl = (check or {}).get("nccl") or {}
+    for dist in nccl.get("pip") or []:
+        if isinstance(dist, dict) and dist.get("version"):
+            found.setdefault(str(dist["version"]), "pip %s" % dist.get("name"))
+    if nccl.get("torch"):
+        found.setdefault(str(nccl["torch"]), "torch's")
+    for version in nccl.get("system") or []:
+        found.setdefault(str(version), "the system's libnccl")
+    return found
+
+
+@rule("KF-39", stage="facts")
+def nccl_2304_nvls(ctx):
+    check = _engine_check(ctx)[0]
+    where = {v: w for v, w in _nccl_versions(check).items() if _release_of(v) == (2, 30, 4)}
+    if where and any(str(env.get("NCCL_NVLS_ENABLE", "")).strip() != "0" for env in ctx.get("envs") or [{}]):
+        version = sorted(where)[0]
+        yield "serving.env.NCCL_NVLS_ENABLE", dict(image=ctx["recipe"]["engine"]["image"], version=version,
+                                                   where=where[version])
+
+
+@rule("KF-40", stage="facts")
+def pip_and_system_nccl(ctx):
+    check = _engine_check(ctx)[0]
+    nccl = (check or {}).get("nccl") or {}
+    pip = [d.get("version") for d in nccl.get("pip") or [] if isinstance(d, dict) and d.get("version")]
+    system = [str(v) for v in nccl.get("system") or []]
+    if pip and system and any(not env.get("VLLM_NCCL_SO_PATH") for env in ctx.get("envs") or [{}]):
+        yield "serving.env.VLLM_NCCL_SO_PATH", dict(image=ctx["recipe"]["engine"]["image"], pip=", ".join(pip),
+                                                    system=", ".join(system))
+
+
+@rule("KF-41", stage="facts")
+def image_without_ray(ctx):
+    check = _engine_check(ctx)[0]
+    if check and ctx["recipe"]["engine"]["executor"] == "ray" and not check.get("ray_version"):
+        yield "engine.image", dict(image=ctx["recipe"]["engine"]["image"])
+
+
 @rule("PLAN-7", stage="facts")
 def image_vllm_version(ctx):
     (check, found), eng = _engine_check(ctx), ctx["recipe"]["engine"]
@@ -730,6 +835,8 @@ def ray_without_token_auth(ctx):
     check = _engine_check(ctx)[0]
     if not check or not ctx.get("ray_auth") or ctx["recipe"]["engine"]["executor"] != "ray":
         return
+    if not check.get("ray_version"):
+        return  # no Ray at all: KF-41, whatever sparkops_ray_auth says
     try:
         found = parse_version(check.get("ray_version") or "")
     except ValueError:

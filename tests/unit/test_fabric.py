@@ -103,6 +103,31 @@ def test_fabric_report_names_the_links_below_threshold():
     assert report["lines"][-1].startswith("below threshold: b -> a: rail rail1")
 
 
+def test_fabric_report_says_why_a_rail_is_below():
+    """NVIDIA/dgx-spark-playbooks PR#108: a ConnectX-7 up at 200G and PCIe Gen5 x4 that carries
+    about 13 Gb/s until a power cycle (KF-38); a BIOS older than 2026-04 running the second
+    half of the port at x2 (KF-36)."""
+    links = [{"name": "rail1", "netdev": "enp1s0f1np1", "speed": 200000, "mtu": 9000},
+             {"name": "rail2", "netdev": "enP2p1s0f1np1", "speed": 200000, "mtu": 9000}]
+    ports = [{"netdev": "enp1s0f1np1", "link": {"pcie_width": 4, "pcie_max_width": 4}},
+             {"netdev": "enP2p1s0f1np1", "link": {"pcie_width": 2, "pcie_max_width": 4}}]
+    failures = ["rail rail1: 13.00 Gb/s is below min_gbps 90.00", "rail rail2: 46.00 Gb/s is below min_gbps 90.00"]
+    report = _fabric.fabric_report([{"name": "spark-2", "peer": "spark-1", "links": links, "ports": ports,
+                                     "client": _client(13.0, 46.0, failures)}])
+    assert ("spark-2: rail rail1 (enp1s0f1np1) carried 13.0 Gb/s on a 200000 Mb/s link at PCIe x4: a degraded start; "
+            "power-cycle spark-2 (a full power off, not a reboot) and run validate_fabric again (KF-38)") in report["below"]
+    assert ("spark-2: rail rail2 (enP2p1s0f1np1) runs PCIe x2 of its slot's x4: update the BIOS of spark-2 (2026-04 or "
+            "later), then power-cycle it (KF-36)") in report["below"]
+    # a rail that is merely below its threshold (a quarter of the link or more) gets no diagnosis
+    slow = _fabric.fabric_report([{"name": "spark-2", "peer": "spark-1", "links": links, "ports": ports[:1],
+                                   "client": _client(60.0, 92.0, failures[:1])}])
+    assert not [b for b in slow["below"] if "KF-3" in b]
+    # nor one that passed its threshold
+    ok = _fabric.fabric_report([{"name": "spark-2", "peer": "spark-1", "links": links, "ports": ports,
+                                 "client": _client(92.6, 97.3)}])
+    assert ok["below"] == []
+
+
 def test_fabric_report_all_good_and_a_wrong_sum():
     ok = _fabric.fabric_report([{"name": "a", "peer": "b", "links": [], "client": _client(100, 100)}],
                                {"busbw_gbs": 23.0, "correct": True, "world_size": 4}, 21.875)

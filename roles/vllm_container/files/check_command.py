@@ -2,15 +2,23 @@
 own `vllm serve` argument parser accepts each planned command (JSON in the environment
 variable SPARKOPS_COMMANDS: [{"node": NAME, "argv": [...]}]). One JSON line on stdout:
 {"version": "0.32.0", "ray_version": "2.60.0" or null,
+ "nccl": {"pip": [{"name": "nvidia-nccl-cu13", "version": "2.28.9"}], "torch": "2.28.9" or null,
+          "system": ["2.28.9"]},
  "commands": [{"node": NAME, "ok": true, "bind": {"host", "port", "api_key": bool}}
               | {..., "ok": false, "error": "..."}]}.
 The parser is built the way the `vllm` CLI builds it (vllm/entrypoints/cli/main.py).
 """
 import contextlib
+import glob
 import io
 import json
 import os
+import re
 import sys
+
+# where a distribution's NCCL lands (Debian/Ubuntu multiarch, NVIDIA's CUDA images, /usr/local)
+SYSTEM_NCCL = ("/usr/lib/*-linux-gnu/libnccl.so.2.*", "/usr/lib64/libnccl.so.2.*", "/usr/local/lib/libnccl.so.2.*",
+               "/usr/local/cuda*/lib*/libnccl.so.2.*")
 
 
 def parser_of_vllm():
@@ -45,6 +53,35 @@ def check(parser, commands, argv):
                                  "api_key": bool(getattr(args, "api_key", None))}}
 
 
+def nccl():
+    """The NCCL builds in the image: the pip wheels' (nvidia-nccl-*, what torch and vLLM load by
+    default), the version torch reports (a CUDA build only), and the system libraries' versions
+    (libnccl.so.2.X.Y, from the file name)."""
+    out = {"pip": [], "torch": None, "system": []}
+    try:
+        from importlib import metadata
+        for dist in metadata.distributions():
+            name = (dist.metadata.get("Name") or "").lower()
+            if name.startswith("nvidia-nccl"):
+                out["pip"].append({"name": name, "version": dist.version})
+    except Exception:  # a broken distribution's metadata: no answer, not a failed check
+        pass
+    try:
+        import torch
+        if getattr(torch.version, "cuda", None):
+            out["torch"] = ".".join(str(n) for n in torch.cuda.nccl.version())
+    except Exception:  # a CPU build, or a CUDA build without a usable NCCL
+        pass
+    found = set()
+    for pattern in SYSTEM_NCCL:
+        for path in glob.glob(pattern):
+            m = re.search(r"libnccl\.so\.(\d+\.\d+\.\d+)$", path)
+            if m and not os.path.islink(path):
+                found.add(m.group(1))
+    out["system"] = sorted(found)
+    return out
+
+
 def main():
     import vllm
     parser, commands = parser_of_vllm()
@@ -54,7 +91,7 @@ def main():
         ray_version = ray.__version__
     except ImportError:
         ray_version = None
-    print(json.dumps({"version": vllm.__version__, "ray_version": ray_version,
+    print(json.dumps({"version": vllm.__version__, "ray_version": ray_version, "nccl": nccl(),
                       "commands": [dict(check(parser, commands, c["argv"]), node=c["node"]) for c in planned]}))
     return 0
 
