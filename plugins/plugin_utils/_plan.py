@@ -212,7 +212,9 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
         "gpus_per_node": hw["gpus_per_node"],
         "api": {"host": settings["api_host"], "port": settings["api_port"]},
         "ray": {"address": ray_address, "port": settings["ray_port"], "auth": settings["ray_auth"],
-                "token_dir": RAY_TOKEN_DIR} if ray_address else None,
+                "token_dir": RAY_TOKEN_DIR,
+                # the hardware's `ray start` arguments (KF-42: the object store on unified memory)
+                "start_args": [str(a) for a in (hw.get("ray") or {}).get("start_args") or []]} if ray_address else None,
         "nodes": [{
             "name": n["name"],
             "rank": i,

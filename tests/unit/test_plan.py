@@ -78,7 +78,9 @@ def test_plan_of_qwen397b_on_four_sparks():
     plan = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(), settings, TABLE.log_patterns(),
                        {"spark-2": "engine-two"})
     assert plan["head"] == "spark-0" and plan["ray"] == {"address": "192.168.100.10:6380", "port": 6380, "auth": True,
-                                                         "token_dir": "/run/sparkops/ray"}
+                                                         "token_dir": "/run/sparkops/ray",
+                                                         "start_args": ["--object-store-memory=4294967296"]}
+    assert plan["nodes"][1]["env"]["RAY_prestart_worker_first_driver"] == "0"  # KF-42
     assert [n["rank"] for n in plan["nodes"]] == [0, 1, 2, 3]
     assert [n["container"] for n in plan["nodes"]] == ["sparkops-engine", "sparkops-engine", "engine-two", "sparkops-engine"]
     head, worker = plan["nodes"][0], plan["nodes"][3]
