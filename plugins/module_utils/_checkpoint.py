@@ -190,7 +190,9 @@ FIELDS = (
 )
 
 
-def _field(model, path):
+def field(model, path):
+    """(present, value) of a dotted field of a mapping ('kv_cache.layers'); the recipe's schema
+    reads its fields the same way."""
     value = model
     for key in path.split("."):
         if not isinstance(value, dict) or key not in value:
@@ -205,7 +207,7 @@ def contradictions(model, found):
     quantization is compared by family (int4, fp8, nvfp4, unquantized)."""
     out = []
     for path, key in FIELDS:
-        present, mine = _field(model, path)
+        present, mine = field(model, path)
         theirs = found.get(key)
         if not present or mine is None or theirs is None:
             continue
@@ -221,7 +223,7 @@ def complete(model, found):
     """The recipe's model facts with those it omits taken from the checkpoint (a new mapping)."""
     out = dict(model)
     for path, key in FIELDS:
-        if found.get(key) is None or _field(model, path)[0] and _field(model, path)[1] is not None:
+        if found.get(key) is None or field(model, path)[0] and field(model, path)[1] is not None:
             continue
         if path.startswith("kv_cache."):
             continue  # the mapping is given whole, below

@@ -10,6 +10,8 @@ import difflib
 import json
 import re
 
+from ansible_collections.sparkops.cluster.plugins.module_utils._checkpoint import field
+
 try:
     from packaging.version import InvalidVersion, Version
 except ImportError:  # ansible-core depends on it; the static preflight names it if missing (PLAN-12)
@@ -115,13 +117,7 @@ class RecipeError(ValueError):
     """A recipe field is missing or wrong; the message names it and the fix."""
 
 
-def _get(data, path):
-    cur = data
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return False, None
-        cur = cur[part]
-    return True, cur
+_get = field  # (present, value) of a dotted field
 
 
 def _unknown_keys(recipe):
