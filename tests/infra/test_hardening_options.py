@@ -49,3 +49,18 @@ def test_the_display_manager_is_stopped_and_disabled_and_the_node_boots_headless
     gdm = host.service("gdm3")
     assert not gdm.is_running and not gdm.is_enabled
     assert host.check_output("systemctl get-default") == "multi-user.target"
+
+
+def test_earlyoom_runs_with_the_roles_arguments(host):
+    """converge.yml gives the gb10 profile, which turns earlyoom on (os_hardening_earlyoom's default)."""
+    dropin = host.file("/etc/systemd/system/earlyoom.service.d/60-sparkops.conf")
+    assert dropin.mode == 0o644 and dropin.user == "root"
+    service = host.service("earlyoom")
+    assert service.is_enabled and service.is_running
+    # the running process has the drop-in's arguments, not the package's (-r 3600 only)
+    args = host.check_output("cat /proc/$(systemctl show --property MainPID --value earlyoom)/cmdline | tr '\\0' ' '")
+    assert args.startswith("/usr/bin/earlyoom -m 4,2 -s 100,100 -r 3600 --prefer ")
+    assert "(^|/)(sshd|systemd.*|dockerd|containerd.*|docker|vllm-serve|engine-boot)$" in args
+    # earlyoom itself says it runs with those thresholds
+    log = host.check_output("journalctl -u earlyoom --no-pager -o cat | head -n 20")
+    assert "sending SIGTERM when mem <=  4.00% and swap <= 100.00%" in log, log
