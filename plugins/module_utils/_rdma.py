@@ -131,7 +131,8 @@ def with_mtu(ports, root="/sys"):
     out = []
     for port in ports:
         raw = _read(os.path.join(root, "class", "net", port["netdev"], "mtu")) if port.get("netdev") else None
-        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None, link=link(port, root)))
+        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None, link=dict(link(port, root),
+                                                                                        gids=gids(port, root))))
     return out
 
 
@@ -163,6 +164,30 @@ def link(port, root="/sys"):
         "pcie_max_speed_gts": _number(_read(os.path.join(pci, "max_link_speed"))),
         "firmware": _read(os.path.join(root, "class", "infiniband", port.get("device") or "-", "fw_ver")) or None,
     }
+
+
+def gids(port, root="/sys"):
+    """The port's GID table as sysfs shows it (drivers/infiniband/core/sysfs.c: gids/N is the GID
+    in eight colon-separated groups, gid_attrs/types/N "RoCE v2" or "IB/RoCE v1"): [{index, gid,
+    type}] of the entries in use (a zero GID is an empty slot)."""
+    base = os.path.join(root, "class", "infiniband", port.get("device") or "-", "ports", str(port.get("port") or 1))
+    try:
+        names = os.listdir(os.path.join(base, "gids"))
+    except OSError:
+        return []
+    out = []
+    for name in sorted((n for n in names if n.isdigit()), key=int):
+        gid = _read(os.path.join(base, "gids", name))
+        if gid and gid.replace(":", "").strip("0"):
+            out.append({"index": int(name), "gid": gid, "type": _read(os.path.join(base, "gid_attrs", "types", name))})
+    return out
+
+
+def gid_of_ipv4(address):
+    """The RoCE v2 GID of an IPv4 address, as sysfs prints it: the IPv4-mapped IPv6 address in
+    eight groups of four hex digits (192.168.100.10 -> 0000:...:ffff:c0a8:640a)."""
+    octets = [int(o) for o in address.split(".")]
+    return "0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x" % tuple(octets)
 
 
 def select(ports, devices=None, netdevs=None):

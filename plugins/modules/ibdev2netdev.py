@@ -91,7 +91,8 @@ ports:
       description:
         - The port's link as sysfs shows it, each null where sysfs has no value - C(speed_mbps) (the netdev's
           negotiated speed), C(pcie_width) and C(pcie_max_width) (lanes), C(pcie_speed_gts) and
-          C(pcie_max_speed_gts), C(firmware) (the adapter's C(fw_ver)).
+          C(pcie_max_speed_gts), C(firmware) (the adapter's C(fw_ver)), C(gids) (the port's GID table in use, each
+          C(index), C(gid) and C(type), C(RoCE v2) or C(IB/RoCE v1)).
       type: dict
       returned: always
       sample: {speed_mbps: 200000, pcie_width: 4, pcie_max_width: 4, pcie_speed_gts: 32.0, pcie_max_speed_gts: 32.0, firmware: 28.45.4028}

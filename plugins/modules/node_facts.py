@@ -177,7 +177,8 @@ preflight:
       description:
         - Per rail of O(rails), its port's link as sysfs shows it (null where sysfs has no value) -
           C(speed_mbps) (the negotiated Ethernet speed), C(pcie_width) and C(pcie_max_width) (lanes),
-          C(pcie_speed_gts) and C(pcie_max_speed_gts), C(firmware) (the adapter's).
+          C(pcie_speed_gts) and C(pcie_max_speed_gts), C(firmware) (the adapter's), C(gids) (the port's GID table
+          in use, each C(index), C(gid) and C(type)).
       type: dict
       returned: always
       sample: {rail1: {speed_mbps: 200000, pcie_width: 4, pcie_max_width: 4, pcie_speed_gts: 32.0, pcie_max_speed_gts: 32.0, firmware: 28.45.4028}}
@@ -231,8 +232,10 @@ def main():
                       "facts": _checkpoint.facts(config) if config is not None else None}
     hook = _nodefacts.toolkit_hook()
     ports = {port.get("netdev"): port for port in rdma.get("ports") or []}
-    links = {r["name"]: (ports.get(r["netdev"]) or {}).get("link") or _rdma.link(
-        {"netdev": r["netdev"], "device": r["rdma_device"]}, p["sysfs_root"]) for r in p["rails"]}
+    links = {}
+    for r in p["rails"]:
+        port = ports.get(r["netdev"]) or {"netdev": r["netdev"], "device": r["rdma_device"], "port": 1}
+        links[r["name"]] = port.get("link") or dict(_rdma.link(port, p["sysfs_root"]), gids=_rdma.gids(port, p["sysfs_root"]))
     module.exit_json(changed=False, ansible_facts={"sparkops_gpu": gpu, "sparkops_memory": memory},
                      rdma=dict(rdma, source=source), docker_runtimes=runtimes, toolkit_hook=hook, hostname=hostname,
                      preflight=_nodefacts.preflight_view(p["rails"], rdma, gpu, memory, runtimes, hook, hostname,

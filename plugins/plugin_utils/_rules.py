@@ -16,6 +16,7 @@ import re
 import string
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._checkpoint import contradictions
+from ansible_collections.sparkops.cluster.plugins.module_utils._rdma import gid_of_ipv4
 from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import (
     ARCHITECTURES, INT4, TRAITS, args_dict, parse_version, release, same_value)
@@ -25,7 +26,7 @@ from ansible_collections.sparkops.cluster.plugins.plugin_utils._settings import 
 
 MARLIN_MIN_THREAD_N = 64
 PER_NODE_ENV = ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME",
-                "UCX_NET_DEVICES", "VLLM_HOST_IP", "NCCL_IB_GID_INDEX")
+                "UCX_NET_DEVICES", "VLLM_HOST_IP")
 SEVERITIES = ("refuse", "warn")
 _ROW_KEYS = ("id", "title", "reason", "fix", "sources", "severity")
 
@@ -356,8 +357,14 @@ def ray_memory_monitor(ctx):
 
 @rule("KF-17")
 def gid_index_pinned(ctx):
-    if "NCCL_IB_GID_INDEX" in ctx["env"]:
-        yield env_option(ctx, "NCCL_IB_GID_INDEX"), {}
+    """An empty NCCL_IB_GID_INDEX parses as 0 (a link-local GID); a pinned index is judged on
+    every node's GID table at the live stage (gid_index_live)."""
+    if "NCCL_IB_GID_INDEX" in ctx["env"] and not str(ctx["env"]["NCCL_IB_GID_INDEX"]).strip().isdigit():
+        yield env_option(ctx, "NCCL_IB_GID_INDEX"), dict(
+            detail="NCCL_IB_GID_INDEX=%r is no index (NCCL reads an empty value as 0, a link-local GID)"
+                   % ctx["env"]["NCCL_IB_GID_INDEX"],
+            fix="remove NCCL_IB_GID_INDEX (NCCL 2.21 and later pick the RoCE v2 GID themselves) or give the index of "
+                "the rails' RoCE v2 GID")
 
 
 @rule("KF-20")
@@ -723,6 +730,33 @@ def cma_tell(ctx):
         if isinstance(free, int) and free > (total or 0):
             yield "%s: kernel" % host, dict(host=host, kernel=f.get("kernel_release") or "?", cma_free=_mib(free),
                                             cma_total=_mib(total or 0))
+
+
+@rule("KF-17", stage="facts")
+def gid_index_live(ctx):
+    """A pinned NCCL_IB_GID_INDEX must be, on every node and rail, the RoCE v2 GID of the rail's
+    address (the index differs with the IPv6 set-up: 3 on some nodes, 5 on others)."""
+    pinned = sorted({str(env["NCCL_IB_GID_INDEX"]).strip() for env in ctx.get("envs") or []
+                     if str(env.get("NCCL_IB_GID_INDEX", "")).strip().isdigit()})
+    addresses = {(n["name"], r["name"]): r.get("address") for n in ctx["nodes"] for r in n["rails"]}
+    for index in pinned:
+        for host, rail, link, netdev in _rail_links(ctx):
+            table, address = link.get("gids"), addresses.get((host, rail))
+            if not table or not address:
+                continue  # no GID table read (no RDMA device there): nothing to judge
+            want = gid_of_ipv4(address)
+            right = [e["index"] for e in table if e.get("gid") == want and e.get("type") == "RoCE v2"]
+            here = next((e for e in table if e.get("index") == int(index)), None)
+            if here and here.get("gid") == want and here.get("type") == "RoCE v2":
+                continue
+            what = ("%s (%s)" % (here.get("gid"), here.get("type")) if here else "empty")
+            yield "NCCL_IB_GID_INDEX (%s: rail %s)" % (host, rail), dict(
+                detail="NCCL_IB_GID_INDEX=%s, but GID %s of %s's rail %s (%s) is %s, not the RoCE v2 GID of %s" % (
+                    index, index, host, rail, netdev, what, address),
+                fix=("set NCCL_IB_GID_INDEX to %s, where %s has the RoCE v2 GID of %s (if every node has it there), or "
+                     "remove it: NCCL 2.21 and later pick the RoCE v2 GID themselves" % (right[0], host, address))
+                if right else "remove NCCL_IB_GID_INDEX: %s has no RoCE v2 GID for %s yet (is the rail addressed?)" % (
+                    host, address))
 
 
 @rule("KF-35", stage="facts")

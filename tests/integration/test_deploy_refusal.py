@@ -23,7 +23,7 @@ BAD = [
     ("TP=2 for 397 GB on 2 nodes", {"nodes": 2, "parallelism": {"tensor": 2}},
      "[PLAN-5] nodes: the recipe plans 2 node(s), the play has 4"),
     ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[PLAN-1] parallelism"),
-    ("pinned GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": "3"}}}, "[KF-17]"),
+    ("empty GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": ""}}}, "[KF-17]"),
     ("engine too old", {"engine": {"version": "0.17.0"}}, "[KF-102]"),
     ("bad recipe field", {"parallelism": {"tensor": "four"}}, "parallelism.tensor must be"),
 ]

@@ -133,3 +133,47 @@ def test_an_image_without_ray_is_refused_for_the_ray_executor_whatever_the_auth(
     # a Ray too old for token authentication is still SEC-5's
     refused, _warned = judge({"spark-1": {}}, check={"ray_version": "2.49.1"})
     assert "SEC-5" in refused and "KF-41" not in refused
+
+
+def gid_table(tmp_path, device, entries):
+    """A port's GID table in the kernel's sysfs format (drivers/infiniband/core/sysfs.c)."""
+    base = tmp_path / "class" / "infiniband" / device / "ports" / "1"
+    (base / "gids").mkdir(parents=True)
+    (base / "gid_attrs" / "types").mkdir(parents=True)
+    for index in range(8):
+        gid, kind = entries.get(index, ("0000:0000:0000:0000:0000:0000:0000:0000", ""))
+        (base / "gids" / str(index)).write_text(gid + "\n")
+        (base / "gid_attrs" / "types" / str(index)).write_text(kind + "\n")
+    return _rdma.gids({"device": device, "port": 1}, str(tmp_path))
+
+
+LINK_LOCAL = "fe80:0000:0000:0000:4ab0:2dff:fe12:3456"
+
+
+def test_a_pinned_gid_index_is_judged_on_every_nodes_table(tmp_path):
+    """MiaAI-Lab/GLM-5.3-Flash-EXL3-2x-DGX-Sparks#47: NCCL_IB_GID_INDEX=5 works where the
+    v2 ::ffff: GIDs sit at index 5; a node whose RoCE v2 GID of the rail is at 3 breaks."""
+    assert _rdma.gid_of_ipv4("192.168.100.10") == "0000:0000:0000:0000:0000:ffff:c0a8:640a"
+    v2 = _rdma.gid_of_ipv4("192.168.100.10")
+    at5 = gid_table(tmp_path / "a", "rocep1s0f1", {0: (LINK_LOCAL, "IB/RoCE v1"), 1: (LINK_LOCAL, "RoCE v2"),
+                                                   4: (v2, "IB/RoCE v1"), 5: (v2, "RoCE v2")})
+    assert [e["index"] for e in at5] == [0, 1, 4, 5] and at5[3]["type"] == "RoCE v2"
+    at3 = gid_table(tmp_path / "b", "rocep1s0f1", {0: (LINK_LOCAL, "IB/RoCE v1"), 1: (LINK_LOCAL, "RoCE v2"),
+                                                   2: (v2, "IB/RoCE v1"), 3: (v2, "RoCE v2")})
+    rails = [dict(RAILS[0], address="192.168.100.10")]
+
+    def live(table, pinned):
+        facts = {"spark-1": {"rail_link": {"rail1": {"gids": table}}}}
+        ctx = {"facts": facts, "recipe": recipe(), "hw": HARDWARE["gb10"], "hw_name": "gb10",
+               "nodes": [{"name": "spark-1", "rails": rails}], "envs": [{"NCCL_IB_GID_INDEX": pinned}],
+               "version": _recipe.parse_version("0.19.1"), "version_text": "0.19.1"}
+        return [str(f) for f in _rules.run(TABLE, "facts", ctx).refusals if f["rule"] == "KF-17"]
+
+    assert live(at5, "5") == []
+    wrong = live(at3, "5")
+    assert wrong and "GID 5 of spark-1's rail rail1 (enp1s0f1np1) is empty" in wrong[0]
+    assert "set NCCL_IB_GID_INDEX to 3, where spark-1 has the RoCE v2 GID of 192.168.100.10" in wrong[0]
+    v1 = live(at5, "4")  # the address, but RoCE v1
+    assert v1 and "(IB/RoCE v1), not the RoCE v2 GID of 192.168.100.10" in v1[0]
+    # no GID table read (the simulation's veth rails have no RDMA device): not judged
+    assert live([], "5") == []
