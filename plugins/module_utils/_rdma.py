@@ -127,12 +127,12 @@ def _read(path):
 
 def with_mtu(ports, root="/sys"):
     """The ports, each with its netdev's MTU from sysfs (None when the netdev is not there) and
-    its link (link(): speed, PCIe width and speed, firmware)."""
+    its link (link(): speed, PCIe width and speed, firmware; and its GID table, gids())."""
     out = []
     for port in ports:
         raw = _read(os.path.join(root, "class", "net", port["netdev"], "mtu")) if port.get("netdev") else None
-        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None, link=dict(link(port, root),
-                                                                                        gids=gids(port, root))))
+        facts = dict(link(port, root), gids=gids(port, root))
+        out.append(dict(port, mtu=int(raw) if raw and raw.isdigit() else None, link=facts))
     return out
 
 
