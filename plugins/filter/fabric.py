@@ -72,11 +72,12 @@ def _rail_refusals(hostvars, hosts):
     return [str(r) for r in _rules.run(table, "inventory", {"nodes": nodes, "errors": errors}).refusals]
 
 
-def _fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
+def _fabric_report(nodes, allreduce=None, min_busbw_gbs=None, busbw_reference=""):
     """The fabric check's summary lines and the links below threshold."""
     if not isinstance(nodes, list):
         raise AnsibleFilterError("fabric_report: give a list of per-node results, got %r" % (nodes,))
-    return fabric_report(nodes, allreduce or None, None if min_busbw_gbs is None else float(min_busbw_gbs))
+    return fabric_report(nodes, allreduce or None, None if min_busbw_gbs is None else float(min_busbw_gbs),
+                         busbw_reference or "")
 
 
 class FilterModule:

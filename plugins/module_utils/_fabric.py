@@ -213,14 +213,16 @@ def _diagnosis(node, client):
     return out
 
 
-def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
+def fabric_report(nodes, allreduce=None, min_busbw_gbs=None, busbw_reference=""):
     """The fabric check's summary: one line per rail port (speed, MTU), per ring link (Gb/s
     per rail, aggregate, share of line rate) and for the all-reduce, and every link below
     its threshold.
 
     nodes: [{name, peer, links: [{name (the rail), netdev, speed, mtu}], client: a
     roce_bandwidth result or None, ports: ibdev2netdev's ports (their link: PCIe width)}];
-    allreduce: the bench's JSON or None. Returns {lines, below}. A rail below its threshold is
+    allreduce: the bench's JSON or None; min_busbw_gbs its threshold and busbw_reference the public
+    measurement of the same collective it is set against (both said in the all-reduce's line).
+    Returns {lines, below}. A rail below its threshold is
     diagnosed where its link says why: a PCIe link narrower than its slot (KF-36: the BIOS), or
     a healthy-looking link carrying under a quarter of its speed (KF-38: a degraded start).
     """
@@ -242,10 +244,12 @@ def fabric_report(nodes, allreduce=None, min_busbw_gbs=None):
         below += ["%s: %s" % (where, f) for f in client.get("failures") or []]
         below += _diagnosis(node, client)
     if allreduce:
-        lines.append("all-reduce: %s ranks (%s node(s)), %s, %d MiB: bus bandwidth %s GB/s, sum %s" % (
+        lines.append("all-reduce: %s ranks (%s node(s)), %s, %d MiB: bus bandwidth %s GB/s, sum %s%s" % (
             allreduce.get("world_size"), allreduce.get("nodes", allreduce.get("world_size")), allreduce.get("backend"),
             (allreduce.get("size_bytes") or 0) // 2 ** 20, allreduce.get("busbw_gbs"),
-            "correct" if allreduce.get("correct") else "WRONG"))
+            "correct" if allreduce.get("correct") else "WRONG",
+            "" if min_busbw_gbs is None else "; threshold %s GB/s (all-reduce)%s" % (
+                min_busbw_gbs, "; reference: %s" % busbw_reference if busbw_reference else "")))
         if min_busbw_gbs is not None and (allreduce.get("busbw_gbs") or 0) < min_busbw_gbs:
             below.append("all-reduce bus bandwidth %.3f GB/s is below %.3f GB/s"
                          % (allreduce.get("busbw_gbs") or 0, min_busbw_gbs))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _fabric
-from conftest import fixture
+from conftest import REPO, fixture
 
 HV = {"sparkops_rails": [
     {"name": "rail1", "netdev": "enp1s0f1np1", "rdma_device": "rocep1s0f1", "subnet": "192.168.100.0/24"},
@@ -101,6 +102,22 @@ def test_fabric_report_names_the_links_below_threshold():
     assert report["below"] == ["b -> a: rail rail1: 25.00 Gb/s is below min_gbps 90.00",
                                "all-reduce bus bandwidth 12.100 GB/s is below 21.875 GB/s"]
     assert report["lines"][-1].startswith("below threshold: b -> a: rail rail1")
+
+
+def test_the_gb10_threshold_is_the_all_reduce_and_passes_the_healthy_pairs_reported():
+    """The check runs an all-reduce: its line names the collective, the threshold and the public
+    measurement of the same collective; the healthy figures reported pass, the degraded fail."""
+    gb10 = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())["gb10"]["fabric"]
+    line = _fabric.fabric_report([], {"backend": "nccl", "nodes": 2, "world_size": 2, "size_bytes": 2 ** 30,
+                                      "busbw_gbs": 23.74, "correct": True}, gb10["min_busbw_gbs"],
+                                 gb10["busbw_reference"])["lines"][0]
+    assert "bus bandwidth 23.74 GB/s, sum correct; threshold 18.0 GB/s (all-reduce); reference: 23.74 GB/s" in line
+    assert "NVIDIA/dgx-spark-playbooks PR#103" in line
+    # NVIDIA/dgx-spark-playbooks PR#103 (all_reduce 23.74), #25 (all_gather 20.95),
+    # MiaAI-Lab/GLM-5.3-Flash-EXL3-2x-DGX-Sparks#118 (all_gather 20.4); #102: about 3 GB/s
+    for healthy in (23.74, 20.95, 20.4):
+        assert healthy >= gb10["min_busbw_gbs"]
+    assert 3.04 < gb10["min_busbw_gbs"]
 
 
 def test_fabric_report_says_why_a_rail_is_below():
