@@ -64,7 +64,8 @@ BAD = [
     ("tp-in-args-one-item", "qwen397b", {"serving": {"args": ["--tensor_parallel_size 2"]}}, "PLAN-2", "parallelism.tensor"),
     ("util-in-args", "qwen397b", {"serving": {"args": ["--gpu-memory-utilization", "0.95"]}}, "PLAN-2",
      "serving.gpu_memory_utilization"),
-    ("old-engine-gdn", "qwen397b", {"engine": {"version": "0.17.0"}}, "KF-102", "older than 0.18.2"),
+    ("old-engine-gdn", "qwen397b", {"engine": {"version": "0.15.1"}}, "KF-102", "older than 0.16.1rc1.dev109"),
+    ("old-engine-gdn-dev", "qwen397b", {"engine": {"version": "0.16.1rc1.dev100"}}, "KF-102", "older than 0.16.1rc1"),
     ("rc-engine-load-hang", "qwen397b-int4", {"engine": {"version": "0.17.0rc1", "min_version": "0.16.0"}}, "KF-3", "hang"),
     ("marlin-tp4-no-fix", "qwen397b-int4", {"engine": {"fixes": []}}, "KF-2", "min_thread_n 64"),
     ("prefix-cache-0172", "qwen397b-int4",
@@ -280,9 +281,13 @@ def test_the_images_own_vllm_judges_the_plan():
         {"node": "a", "ok": False, "error": "vllm: error: unrecognized arguments: --max-modle-len 512"}]}
     out = engine_check_refusals(bad)
     assert [x["rule"] for x in out] == ["PLAN-8"] and "--max-modle-len" in str(out[0]) and "refuses the command of a" in str(out[0])
-    older = engine_check_refusals({"version": "0.17.0", "ray_version": "2.60.0", "commands": []})
+    older = engine_check_refusals({"version": "0.15.1", "ray_version": "2.60.0", "commands": []})
     assert sorted(x["rule"] for x in older) == ["KF-102", "PLAN-7"]
-    assert "carries vLLM 0.17.0, the recipe declares 0.32.0" in str([x for x in older if x["rule"] == "PLAN-7"][0])
+    assert "carries vLLM 0.15.1, the recipe declares 0.32.0" in str([x for x in older if x["rule"] == "PLAN-7"][0])
+    # eugr/spark-vllm-docker#82: the build reported serving Qwen3.5-397B passes the minimum
+    reported = engine_check_refusals({"version": "0.16.1rc1.dev109+ge3eb146f7.d20260228", "ray_version": "2.60.0",
+                                      "commands": []})
+    assert "KF-102" not in [x["rule"] for x in reported]
 
 
 def test_a_node_whose_docker_cannot_give_gpus_is_refused():
