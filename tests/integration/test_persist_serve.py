@@ -1,5 +1,6 @@
 """Persistent mode's serve program (roles/vllm_container/templates/vllm-serve.j2), rendered by
-Ansible with the role's own shell programs (vars/main.yml) and run as its unit runs it: on a
+Ansible with the role's vars and installed beside the role's supervisor (files/supervisor.py,
+at the path vars/main.yml names) as boot_unit installs them, then run as its unit runs it: on a
 node (a container of the simulated node image) against an engine container that shares the
 node's network, through the build machine's real Docker engine. What it starts is a stand-in
 for vllm serve (Python's http.server answering /health), since the point is the program:
@@ -22,6 +23,7 @@ NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
 ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
 PORT = 18631
 STATE = "/var/log/sparkops"
+SUPERVISOR = REPO / "roles" / "vllm_container" / "files" / "supervisor.py"
 
 
 def sh(*argv, check=True, timeout=120):
@@ -74,12 +76,22 @@ def render(tmp_path, engine, rank, command, load_timeout=60):
     return script, stamp
 
 
+def supervisor_path():
+    """Where the role installs the supervisor on a node (vars/main.yml), read, not restated."""
+    for line in (REPO / "roles" / "vllm_container" / "vars" / "main.yml").read_text().splitlines():
+        if line.startswith("__vllm_container_serve_supervisor:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError("__vllm_container_serve_supervisor not found in roles/vllm_container/vars/main.yml")
+
+
 def on_node(node, script, *args, timeout=120):
     """The program run on the node as its unit runs it, with its environment file."""
     sh("docker", "exec", node, "sh", "-c", "mkdir -p /etc/sparkops /usr/local/libexec/sparkops && "
        "printf 'SPARKOPS_PROBE=yes\\n' > /etc/sparkops/vllm-serve.env")
     subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "cat > /usr/local/libexec/sparkops/vllm-serve"],
                    input=script, text=True, check=True, timeout=30)
+    subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "cat > %s" % supervisor_path()],
+                   input=SUPERVISOR.read_text(), text=True, check=True, timeout=30)
     return sh("docker", "exec", node, "sh", "/usr/local/libexec/sparkops/vllm-serve", *args, check=False,
               timeout=timeout)
 
