@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: ray_state
 short_description: Whether a Ray cluster has every expected node and GPU
 description:
-  - Reads the JSON of C(ray.nodes()) (as printed by the ray_cluster role in the head's
+  - Reads the JSON of C(ray.nodes()) (as printed by the engine_container role in the head's
     engine container) and compares it with the nodes the plan expects.
 version_added: 0.1.0
 author: sparkops.cluster developers (@sparkops)

@@ -32,7 +32,7 @@ options:
     required: true
   serving:
     description: >-
-      C(vllm_container_status) as the vllm_container role's status entry point sets it - the
+      C(vllm_serve_status) as the vllm_serve role's status entry point sets it - the
       registered results C(health), C(models), C(completion), C(metrics_before),
       C(metrics_after), C(window_s) (seconds between the two metrics reads), C(url), and
       C(benchmark) (C(file) and C(content) of the newest benchmark result), or empty.

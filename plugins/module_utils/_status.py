@@ -251,7 +251,7 @@ def serving_status(plan, raw):
     ids = [m.get("id") for m in _dict(models.get("json")).get("data") or [] if isinstance(m, dict)]
     out["model"] = ", ".join(str(i) for i in ids) or None
     if models.get("status") == 401:
-        problems.append("the API refused the status check's key (401): pass the deploy's vllm_container_api_key")
+        problems.append("the API refused the status check's key (401): pass the deploy's vllm_serve_api_key")
     elif served not in ids:
         problems.append("vLLM serves %s, not %s: deploy the recipe again" % (out["model"] or "no model", served))
     completion = _dict(raw.get("completion"))
@@ -296,7 +296,7 @@ def ray_status(plan, raw):
                         "reaches %s" % (state["summary"], (plan.get("ray") or {}).get("address")))
     if state.get("unexpected"):
         problems.append("Ray has nodes that are not in the plan: %s: stop them and rotate the token "
-                        "(ray_cluster_auth_token_rotate: true)" % ", ".join(state["unexpected"]))
+                        "(engine_container_auth_token_rotate: true)" % ", ".join(state["unexpected"]))
     return {"summary": state["summary"], "whole": state["whole"] and not state.get("unexpected")}, problems
 
 

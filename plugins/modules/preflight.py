@@ -18,8 +18,8 @@ description:
   - Engine flags are read as vLLM's own parser reads them (dashes or underscores, short
     aliases such as C(-tp), C(--flag value) in one item, dotted and JSON C(--compilation-config)),
     and every environment rule looks at every door to a variable - the hardware profile's set,
-    the recipe's C(serving.env) and the role variables C(ray_cluster_env) and
-    C(vllm_container_env) of each node.
+    the recipe's C(serving.env) and the role variables C(engine_container_env) and
+    C(vllm_serve_env) of each node.
   - Rows of severity C(refuse) stop the plan, rows of severity C(warn) are reported. A row whose
     report pins vLLM versions is not judged outside them (C(not_judged) says so). A row you
     have checked for your setup can be accepted with C(sparkops_accept) (row id to your

@@ -4,7 +4,7 @@
 """The plan: what every node runs, derived once from the recipe, its hardware profile,
 the inventory's rails and the collection settings. Pure Python.
 
-The preflight builds it; the roles (ray_cluster, vllm_container, model_sync), the
+The preflight builds it; the roles (engine_container, vllm_serve, model_sync), the
 fabric check and the load watch read it. Per node: rank, rails, the engine container's
 environment, the engine command.
 """

@@ -20,10 +20,10 @@ from ansible_collections.sparkops.cluster.plugins.plugin_utils._tables import da
 CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
 # Secrets a user may give, with the least length the preflight takes (SEC-8): the Ray token the
 # role makes is 64 hex digits; an API key of a few characters is guessed
-SECRET_LENGTHS = (("ray_cluster_auth_token", 32), ("vllm_container_api_key", 20))
+SECRET_LENGTHS = (("engine_container_auth_token", 32), ("vllm_serve_api_key", 20))
 # Role variables whose mapping is added to the engine's environment (the roles combine
 # them over the plan's): each is a door to the same settings as serving.env
-ROLE_ENV = ("ray_cluster_env", "vllm_container_env")
+ROLE_ENV = ("engine_container_env", "vllm_serve_env")
 
 
 def _ansible_version():
@@ -125,7 +125,7 @@ def _accepted_rows(table, accept):
 CONTROLLER_MODULES = (
     ("packaging", "packaging", "the preflight reads vLLM's and Ray's versions by PEP 440 (packaging.version)"),
     ("netaddr", "netaddr", "the netplan role renders the rails' prefixes with ansible.utils' ipaddr filter"),
-    ("jmespath", "jmespath", "the ray_cluster role reads Docker's container list with community.general's "
+    ("jmespath", "jmespath", "the engine_container role reads Docker's container list with community.general's "
                              "json_query filter"),
 )
 # meta/runtime.yml's requires_ansible
@@ -218,6 +218,12 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
                                         install=" and ".join(m[1] for m in missing)))
         if settings_error:
             raise Refused(table.finding("PLAN-6", "settings", detail=settings_error))
+        old = _settings.renamed(list(variables) + [k for h in hosts for k in hostvars[h]])
+        if old:
+            raise Refused(table.finding("PLAN-6", "settings", detail=(
+                "variables of roles renamed in sparkops.cluster 0.2.0 would be ignored (ray_cluster is now "
+                "engine_container, vllm_container is vllm_serve and its benchmark the role benchmark): rename %s"
+                % ", ".join(old))))
         accept = settings["accept"]
         _accepted_rows(table, accept)
         overrides = settings["recipe_overrides"] if overrides is None else overrides

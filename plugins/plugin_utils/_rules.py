@@ -206,7 +206,7 @@ def run(table, stage, ctx, accept=None):
 
 def env_option(ctx, key):
     """The door an environment variable came through: serving.env.KEY, or the role
-    variable that set it (env_doors: {key: 'vllm_container_env.KEY on spark-beta'})."""
+    variable that set it (env_doors: {key: 'vllm_serve_env.KEY on spark-beta'})."""
     return (ctx.get("env_doors") or {}).get(key) or "serving.env." + key
 
 
@@ -233,7 +233,7 @@ OWNED_FLAGS = {"--tensor-parallel-size": "parallelism.tensor", "--pipeline-paral
 OWNED_ENV = {"RAY_ADDRESS": "the plan (engine.executor ray, sparkops_ray_port)",
              "VLLM_CONFIG_ROOT": "the plan (engine.executor ray)",
              "RAY_AUTH_MODE": "sparkops_ray_auth", "RAY_AUTH_TOKEN_PATH": "sparkops_ray_auth",
-             "RAY_AUTH_TOKEN": "ray_cluster_auth_token (a file on every node, never the environment)",
+             "RAY_AUTH_TOKEN": "engine_container_auth_token (a file on every node, never the environment)",
              "CUDA_VISIBLE_DEVICES": "the engine container's GPU request (Ray and vLLM place the ranks)"}
 
 
@@ -702,7 +702,7 @@ def live_rail_mtu(ctx):
 
 
 def _engine_check(ctx):
-    """The head's engine check (vllm_container check.yml) with its version parsed:
+    """The head's engine check (vllm_serve check.yml) with its version parsed:
     (check, version tuple), or (None, None) when there is none or it is unreadable."""
     for _host, f in sorted(ctx["facts"].items()):
         check = f.get("engine_check")

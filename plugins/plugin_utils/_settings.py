@@ -95,6 +95,29 @@ ON, OFF = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 PATHS = ("sparkops_recipes_dir", "sparkops_data_dir", "sparkops_model_path")
 
 
+# Roles renamed in 0.2.0 by what they own (docs/architecture.md), with their variables: a
+# variable of an old name would be ignored by the new role, so the preflight refuses it.
+# (old prefix, new prefix, new role), the longest old prefix first
+RENAMED = (("vllm_container_benchmark_", "benchmark_", "benchmark"),
+           ("vllm_container_", "vllm_serve_", "vllm_serve"),
+           ("ray_cluster_", "engine_container_", "engine_container"))
+RENAMED_NAMES = {"ray_cluster_container_name": "engine_container_name"}  # not by prefix alone
+
+
+def renamed(names):
+    """['old_name -> new_name', ...] for the names of variables of a renamed role."""
+    out = []
+    for name in sorted(set(n for n in names if isinstance(n, str))):
+        if name in RENAMED_NAMES:
+            out.append("%s -> %s" % (name, RENAMED_NAMES[name]))
+            continue
+        for old, new, _role in RENAMED:
+            if name.startswith(old):
+                out.append("%s -> %s%s" % (name, new, name[len(old):]))
+                break
+    return out
+
+
 class SettingError(ValueError):
     """A collection variable has a value of the wrong kind; the message names it and the fix."""
 

@@ -114,8 +114,8 @@ def down(inventory):
     if present:
         run("docker", "rm", "-f", *present)
     # the engines' compile cache: the role's default volume, which the simulation does not set
-    defaults = yaml.safe_load((REPO / "roles" / "ray_cluster" / "defaults" / "main.yml").read_text())
-    run("docker", "volume", "rm", "--force", defaults["ray_cluster_compile_cache"], check=False)
+    defaults = yaml.safe_load((REPO / "roles" / "engine_container" / "defaults" / "main.yml").read_text())
+    run("docker", "volume", "rm", "--force", defaults["engine_container_compile_cache"], check=False)
     print(json.dumps({"removed": present}))
 
 

@@ -44,7 +44,7 @@ def overrides(nodes):
     than the default 120 s at 8)."""
     sim = yaml.safe_load(SIM.read_text())["sparkops_recipe_overrides"]
     sim = dict(sim, nodes=nodes, parallelism=dict(sim.get("parallelism") or {}, tensor=nodes, pipeline=1))
-    return {"sparkops_recipe_overrides": sim, "vllm_container_smoke_deadline": SMOKE_DEADLINE}
+    return {"sparkops_recipe_overrides": sim, "vllm_serve_smoke_deadline": SMOKE_DEADLINE}
 
 
 def machine_cpu():

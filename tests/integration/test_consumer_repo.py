@@ -144,11 +144,11 @@ def test_templated_variables_plan_what_literals_plan(consumer):
 def test_a_vaulted_api_key_reaches_the_preflight_decrypted(consumer):
     write_vars(consumer, templated=True)
     extra = consumer / "short-key.yml"
-    extra.write_text("vllm_container_api_key: %s\n" % vault("hunter2", consumer))
+    extra.write_text("vllm_serve_api_key: %s\n" % vault("hunter2", consumer))
     rc, result, out, _ = plan(consumer, "-e", "@%s" % extra)
     assert rc == 2, out[-2000:]
     assert [r["rule"] for r in result["refusals"]] == ["SEC-8"]
-    assert "vllm_container_api_key has 7 characters" in result["msg"]
+    assert "vllm_serve_api_key has 7 characters" in result["msg"]
 
 
 def test_their_recipes_beside_ours_one_of_theirs_shadowing_ours(consumer):

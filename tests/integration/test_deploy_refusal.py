@@ -24,7 +24,7 @@ BAD = [
      "[PLAN-5] nodes: the recipe plans 2 node(s), the play has 4"),
     ("tensor 8 on 4 nodes", {"parallelism": {"tensor": 8}}, "[PLAN-1] parallelism"),
     ("empty GID index", {"serving": {"env": {"NCCL_IB_GID_INDEX": ""}}}, "[KF-17]"),
-    ("engine too old", {"engine": {"version": "0.17.0"}}, "[KF-102]"),
+    ("engine too old", {"engine": {"version": "0.16.0"}}, "[KF-102]"),
     ("bad recipe field", {"parallelism": {"tensor": "four"}}, "parallelism.tensor must be"),
 ]
 

@@ -1,4 +1,4 @@
-"""Persistent mode's serve program (roles/vllm_container/templates/vllm-serve.j2), rendered by
+"""Persistent mode's serve program (roles/vllm_serve/templates/vllm-serve.j2), rendered by
 Ansible with the role's vars and installed beside the role's supervisor (files/supervisor.py,
 at the path vars/main.yml names) as boot_unit installs them, then run as its unit runs it: on a
 node (a container of the simulated node image) against an engine container that shares the
@@ -23,7 +23,7 @@ NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
 ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
 PORT = 18631
 STATE = "/var/log/sparkops"
-SUPERVISOR = REPO / "roles" / "vllm_container" / "files" / "supervisor.py"
+SUPERVISOR = REPO / "roles" / "vllm_serve" / "files" / "supervisor.py"
 
 
 def sh(*argv, check=True, timeout=120):
@@ -54,15 +54,15 @@ def render(tmp_path, engine, rank, command, load_timeout=60):
     stamp = json.dumps({"argv": command, "env": {"SPARKOPS_PROBE": "yes"}, "api_key_sha256": ""})
     play = [{
         "hosts": "localhost", "gather_facts": False, "connection": "local",
-        "vars_files": [str(REPO / "roles" / "vllm_container" / "vars" / "main.yml")],
-        "vars": {"vllm_container_engine_container": engine, "vllm_container_state_dir": STATE,
-                 "vllm_container_load_timeout": load_timeout, "vllm_container_stop_timeout": 10,
-                 "vllm_container_engine_unit": "sparkops-engine.service",
-                 "__vllm_container_stamp": stamp, "__vllm_container_command": command,
-                 "__vllm_container_rank": rank, "__vllm_container_url": "http://127.0.0.1:%d" % PORT,
+        "vars_files": [str(REPO / "roles" / "vllm_serve" / "vars" / "main.yml")],
+        "vars": {"vllm_serve_engine_container": engine, "vllm_serve_state_dir": STATE,
+                 "vllm_serve_load_timeout": load_timeout, "vllm_serve_stop_timeout": 10,
+                 "vllm_serve_engine_unit": "sparkops-engine.service",
+                 "__vllm_serve_stamp": stamp, "__vllm_serve_command": command,
+                 "__vllm_serve_rank": rank, "__vllm_serve_url": "http://127.0.0.1:%d" % PORT,
                  "ansible_python_interpreter": sys.executable},
         "tasks": [{"name": "Render", "ansible.builtin.template": {
-            "src": str(REPO / "roles" / "vllm_container" / "templates" / "vllm-serve.j2"),
+            "src": str(REPO / "roles" / "vllm_serve" / "templates" / "vllm-serve.j2"),
             "dest": str(tmp_path / "vllm-serve"), "mode": "0700"}}],
     }]
     (tmp_path / "play.yml").write_text(json.dumps(play))
@@ -78,10 +78,10 @@ def render(tmp_path, engine, rank, command, load_timeout=60):
 
 def supervisor_path():
     """Where the role installs the supervisor on a node (vars/main.yml), read, not restated."""
-    for line in (REPO / "roles" / "vllm_container" / "vars" / "main.yml").read_text().splitlines():
-        if line.startswith("__vllm_container_serve_supervisor:"):
+    for line in (REPO / "roles" / "vllm_serve" / "vars" / "main.yml").read_text().splitlines():
+        if line.startswith("__vllm_serve_serve_supervisor:"):
             return line.split(":", 1)[1].strip()
-    raise AssertionError("__vllm_container_serve_supervisor not found in roles/vllm_container/vars/main.yml")
+    raise AssertionError("__vllm_serve_serve_supervisor not found in roles/vllm_serve/vars/main.yml")
 
 
 def on_node(node, script, *args, timeout=120):
@@ -176,7 +176,7 @@ def test_a_stop_waits_for_the_whole_group_and_kills_what_ignores_sigint(tmp_path
     """vllm serve can end on SIGINT while its engine core and worker do not (a load cut by
     another node's failure, seen with the mp executor): killing vllm serve alone left them
     running, orphaned, with their memory. Here the stand-in ends on SIGINT and its child
-    ignores it; the stop waits for the whole group (vllm_container_stop_timeout, 10 s here),
+    ignores it; the stop waits for the whole group (vllm_serve_stop_timeout, 10 s here),
     then kills it."""
     node, engine = cluster
     serve = ["sh", "-c", "(trap '' INT; exec sleep 302) & wait"]

@@ -108,7 +108,7 @@ def test_a_known_fatal_line_of_a_worker_names_the_worker():
 
 def test_a_line_without_rays_prefix_is_the_log_owners():
     # with mp every node watches its own log, and its lines carry no Ray prefix: the watch
-    # lists the node it runs on first (roles/vllm_container/tasks/ready.yml)
+    # lists the node it runs on first (roles/vllm_serve/tasks/ready.yml)
     follower_first = [PLAN_NODES[2]] + [n for n in PLAN_NODES if n is not PLAN_NODES[2]]
     log = HEALTHY[:HEALTHY.index("Loading safetensors")] + (
         "(Worker_TP2 pid=1) ERROR Weight output_size_per_partition = 32 is not divisible by min_thread_n = 64\n")

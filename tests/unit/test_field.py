@@ -208,7 +208,7 @@ def test_fuzz_every_variable_through_the_preflight(tmp_path, name):
 
 def test_a_key_on_loopback_and_pinned_remote_code_are_planned(tmp_path):
     out = plan(tmp_path, base_config("qwen397b"), common={"sparkops_api_host": "127.0.0.1",
-                                                          "vllm_container_api_key": "a-long-enough-key-from-a-vault"},
+                                                          "vllm_serve_api_key": "a-long-enough-key-from-a-vault"},
                overrides={"serving": {"args": ["--trust-remote-code", "--revision=8d1c6b3"]}})
     assert not out.get("failed"), out.get("msg")
 

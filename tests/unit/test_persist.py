@@ -1,4 +1,4 @@
-"""Persistent mode's boot program (roles/ray_cluster/files/engine_boot.py), which runs on a
+"""Persistent mode's boot program (roles/engine_container/files/engine_boot.py), which runs on a
 node outside Ansible: its reading of ray.nodes() agrees with the controller's
 (module_utils/_ray.py) on the real captures, its waits are bounded and say what they wait
 for, and every way a boot can fail ends in one line naming what is missing."""
@@ -14,7 +14,7 @@ import yaml
 from ansible_collections.sparkops.cluster.plugins.module_utils._ray import cluster_state
 from conftest import REPO, fixture
 
-SPEC = importlib.util.spec_from_file_location("engine_boot", REPO / "roles" / "ray_cluster" / "files" / "engine_boot.py")
+SPEC = importlib.util.spec_from_file_location("engine_boot", REPO / "roles" / "engine_container" / "files" / "engine_boot.py")
 boot = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(boot)
 
@@ -164,11 +164,11 @@ def test_an_unreadable_config_is_named(tmp_path, capsys):
 
 
 def test_the_config_the_role_writes_is_what_the_program_reads():
-    """roles/ray_cluster/tasks/persist_on.yml writes these keys; the program reads no other."""
-    tasks = yaml.safe_load((REPO / "roles" / "ray_cluster" / "tasks" / "persist_on.yml").read_text())
+    """roles/engine_container/tasks/persist_on.yml writes these keys; the program reads no other."""
+    tasks = yaml.safe_load((REPO / "roles" / "engine_container" / "tasks" / "persist_on.yml").read_text())
     configs = [task["vars"]["__config"] for task in tasks if "__config" in task.get("vars", {})]
     assert len(configs) == 1, configs
     written = set(configs[0])
-    source = (REPO / "roles" / "ray_cluster" / "files" / "engine_boot.py").read_text()
+    source = (REPO / "roles" / "engine_container" / "files" / "engine_boot.py").read_text()
     read = set(re.findall(r'conf\["(\w+)"\]', source)) | set(re.findall(r'conf\.get\("(\w+)"\)', source))
     assert read <= written, read - written

@@ -26,14 +26,14 @@ def test_filters_and_tests_by_fqcn():
 
 
 def test_a_task_name_ending_in_is_is_not_a_test():
-    # roles/ray_cluster/tasks/previous.yml has such a task: "- name: Say where the old image is"
+    # roles/engine_container/tasks/previous.yml has such a task: "- name: Say where the old image is"
     text = "    - name: Say where the old image is\n      ansible.builtin.debug:\n        msg: hi\n"
     assert jinja_names(text) == (set(), set())
 
 
 def test_the_collections_own_files():
     filters, tests = collection_names(str(REPO))
-    # used by roles/netplan (templates/rails.yaml.j2), roles/ray_cluster, roles/vllm_container
+    # used by roles/netplan (templates/rails.yaml.j2), roles/engine_container, roles/vllm_serve
     assert {"ansible.utils.ipaddr", "community.general.json_query", "community.general.keep_keys",
             "sparkops.cluster.plan_node", "sparkops.cluster.file_differs"} <= set(filters)
     assert filters == sorted(filters) and tests == sorted(tests)

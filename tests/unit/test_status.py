@@ -174,7 +174,7 @@ def test_serving_up_with_a_completion_and_a_rate():
     ({"models": {"status": 200, "json": {"data": [{"id": "other"}]}}}, "vLLM serves other, not sparkops-tiny"),
     ({"models": {"status": 401, "json": {"error": "Unauthorized"}},
       "completion": {"level": {"completed": 0, "errors": 1, "error_samples": ["HTTP 401: Unauthorized"]}}},
-     "the API refused the status check's key (401): pass the deploy's vllm_container_api_key"),
+     "the API refused the status check's key (401): pass the deploy's vllm_serve_api_key"),
     ({"completion": {"level": {"completed": 0, "errors": 1, "error_samples": ["timed out after 120 s"]}}},
      "a completion of sparkops-tiny failed (timed out after 120 s)"),
     ({"completion": {"failed": True, "msg": "requests must be 1 or more, got 0"}},

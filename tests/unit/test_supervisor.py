@@ -1,4 +1,4 @@
-"""The supervisor of vllm serve (roles/vllm_container/files/supervisor.py), run as the role
+"""The supervisor of vllm serve (roles/vllm_serve/files/supervisor.py), run as the role
 runs it (python3 -c SOURCE VERB ...; docker exec makes the started process its group's
 leader, as start_new_session does here), with a stand-in for vllm serve: a process with a
 child in its group, one that ends on SIGINT and one that ignores it."""
@@ -12,7 +12,7 @@ import time
 
 from conftest import REPO
 
-SOURCE = (REPO / "roles" / "vllm_container" / "files" / "supervisor.py").read_text()
+SOURCE = (REPO / "roles" / "vllm_serve" / "files" / "supervisor.py").read_text()
 # a stand-in for vllm serve with an engine core: a child in its group; on SIGINT both end
 POLITE = ("import os, signal, subprocess, sys, time; "
           "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "

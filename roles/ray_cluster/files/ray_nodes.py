@@ -1,8 +1,0 @@
-# Printed by the ray_cluster role in the head's engine container: every node Ray knows,
-# with its address, liveness and resources (Ray's own API; no dashboard needed).
-import json
-
-import ray
-
-ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
-print(json.dumps(ray.nodes(), default=str))
