@@ -11,6 +11,9 @@ environment, the engine command.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from ansible_collections.sparkops.cluster.plugins.module_utils import _bench
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_env
 from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
@@ -22,6 +25,31 @@ VLLM_CONFIG_ROOT = "/etc/vllm"  # vLLM reads ray_non_carry_over_env_vars.json fr
 RAY_TOKEN_DIR = "/run/sparkops/ray"  # the token file's directory in the engine container (read only)
 RAY_TOKEN_PATH = RAY_TOKEN_DIR + "/auth-token"
 PREVIOUS_TAG = "sparkops-previous"  # the engine image a roll replaced, kept on every node
+
+
+# The repository of the serving images the engine_image role builds on the head
+BUILT_REPO = "sparkops/vllm-ray"
+
+
+def image_build(recipe):
+    """What the engine_image role builds on the head from the recipe's engine.build, or None:
+    {base, ray, pip, image}, the image tagged by the hash of these inputs (the same recipe
+    inputs, the same tag; the role rebuilds under it when the base image's ID moved)."""
+    engine = recipe["engine"]
+    build = engine.get("build")
+    if not build:
+        return None
+    spec = {"base": engine["image"], "ray": build["ray"], "pip": [str(p) for p in build.get("pip") or []]}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+    return dict(spec, image="%s:%s" % (BUILT_REPO, digest))
+
+
+def served_image(recipe, rollback=False):
+    """The image the engines run: the one built from engine.build, else engine.image; on a
+    rollback (sparkops_engine_rollback), the one the last roll replaced."""
+    build = image_build(recipe)
+    image = build["image"] if build else recipe["engine"]["image"]
+    return previous_image(image) if rollback else image
 
 
 def previous_image(image):
@@ -200,8 +228,10 @@ def build(recipe, hw, nodes, settings, log_patterns, containers=None):
         "hardware": recipe["hardware"],
         "executor": executor,
         # a rollback serves the image the last roll replaced (sparkops_engine_rollback)
-        "image": previous_image(recipe["engine"]["image"]) if settings["engine_rollback"] else recipe["engine"]["image"],
-        "image_previous": previous_image(recipe["engine"]["image"]),
+        "image": served_image(recipe, settings["engine_rollback"]),
+        "image_previous": served_image(recipe, rollback=True),
+        # built on the head from engine.image with Ray (role engine_image), or None
+        "image_build": image_build(recipe),
         "keep_previous": settings["engine_keep_previous"],
         "rollback": settings["engine_rollback"],
         "memory_per_gpu": memory_budget(recipe, hw),

@@ -276,6 +276,7 @@ def judge(variables, hostvars, hosts, stage="static", facts=None, recipe_name=No
             api_host=settings["api_host"], model_local=bool(settings["model_path"])), accept))
     if stage == "dynamic":
         ctx = {"facts": facts or {}, "recipe": recipe, "hw": hw, "hw_name": recipe["hardware"], "nodes": nodes,
+               "image": _plan.served_image(recipe, settings["engine_rollback"]),
                "envs": [env for env, _doors in variants], "ray_auth": settings["ray_auth"],
                "api": {"host": settings["api_host"], "port": settings["api_port"]},
                "version": _recipe.parse_version(recipe["engine"]["version"]), "version_text": recipe["engine"]["version"]}

@@ -59,6 +59,15 @@ _IMAGE_REF = re.compile(r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-
 _IMAGE = (lambda v: bool(_IMAGE_REF.match(v)),
           "an image reference, repo:tag or repo@sha256:<64 hex digits> (a digest pins the bytes)")
 _SERVED = (lambda v: bool(_NAME.match(v)), "a name of letters, digits and . _ - : / + (no spaces)")
+# Ray with token authentication (RAY_AUTH_MODE=token, Ray 2.52): the least a built image gets
+RAY_LEAST = (2, 52, 0)
+_RAY_VERSION = re.compile(r"^([0-9]+)\.([0-9]+)\.([0-9]+)\Z")
+_RAY = (lambda v: bool(_RAY_VERSION.match(v)) and tuple(int(x) for x in _RAY_VERSION.match(v).groups()) >= RAY_LEAST,
+        "an exact Ray release, %d.%d.%d or later (token authentication), e.g. 2.60.0" % RAY_LEAST)
+# A pip requirement the built image gets: name[extras] with exact or bounded versions, nothing
+# else (it is written into a Dockerfile's RUN line): no URL, no option, no space
+PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9._-]+(?:,[A-Za-z0-9._-]+)*\])?"
+                             r"(?:(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(?:,(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?\Z")
 _SCHEMA = {
     "name": (str, True, (lambda v: bool(NAME.match(v)), NAME_RULE), "the recipe's file name"),
     "description": (str, False, None, "text"),
@@ -95,6 +104,10 @@ _SCHEMA = {
     "engine.executor": (str, True, (lambda v: v in EXECUTORS, "ray or mp"), None),
     "engine.fixes": (list, False, None, "a list of upstream fixes the image carries"),
     "engine.disable_cudnn": (bool, False, None, "true or false"),
+    "engine.build": (dict, False, None, "a mapping {ray, pip}: the serving image is built on the head from "
+                                        "engine.image with Ray added (role engine_image)"),
+    "engine.build.ray": (str, True, _RAY, None),
+    "engine.build.pip": (list, False, None, "a list of pip requirements (name[extras]==version) the image gets too"),
     "serving": (dict, True, None, "a mapping: how the model is served"),
     "serving.served_model_name": (str, True, _SERVED, None),
     "serving.gpu_memory_utilization": (float, True, (lambda v: 0 < v < 1, "a fraction between 0 and 1"), None),
@@ -210,6 +223,11 @@ def validate(recipe, source="recipe", known_rows=None):
             errors.append(str(exc))
     if isinstance(serving.get("env"), dict):
         errors += _env_errors(serving["env"])
+    present, pip = _get(recipe, "engine.build.pip")
+    for i, req in enumerate(pip if present and isinstance(pip, list) else []):
+        if not isinstance(req, str) or not PIP_REQUIREMENT.match(req):
+            errors.append("engine.build.pip[%d] must be a pip requirement, name[extras] with versions (e.g. "
+                          "'nvidia-nccl-cu13==2.30.3'; no URL, option or space), got %r" % (i, req))
     for field in ("engine.version", "engine.min_version"):
         present, version = _get(recipe, field)
         if present and isinstance(version, str):

@@ -818,13 +818,18 @@ def _nccl_versions(check):
     return found
 
 
+def _image(ctx):
+    """The image the facts stage judged: the plan's (built from engine.build, or engine.image)."""
+    return ctx.get("image") or ctx["recipe"]["engine"]["image"]
+
+
 @rule("KF-39", stage="facts")
 def nccl_2304_nvls(ctx):
     check = _engine_check(ctx)[0]
     where = {v: w for v, w in _nccl_versions(check).items() if _release_of(v) == (2, 30, 4)}
     if where and any(str(env.get("NCCL_NVLS_ENABLE", "")).strip() != "0" for env in ctx.get("envs") or [{}]):
         version = sorted(where)[0]
-        yield "serving.env.NCCL_NVLS_ENABLE", dict(image=ctx["recipe"]["engine"]["image"], version=version,
+        yield "serving.env.NCCL_NVLS_ENABLE", dict(image=_image(ctx), version=version,
                                                    where=where[version])
 
 
@@ -835,7 +840,7 @@ def pip_and_system_nccl(ctx):
     pip = [d.get("version") for d in nccl.get("pip") or [] if isinstance(d, dict) and d.get("version")]
     system = [str(v) for v in nccl.get("system") or []]
     if pip and system and any(not env.get("VLLM_NCCL_SO_PATH") for env in ctx.get("envs") or [{}]):
-        yield "serving.env.VLLM_NCCL_SO_PATH", dict(image=ctx["recipe"]["engine"]["image"], pip=", ".join(pip),
+        yield "serving.env.VLLM_NCCL_SO_PATH", dict(image=_image(ctx), pip=", ".join(pip),
                                                     system=", ".join(system))
 
 
@@ -843,14 +848,14 @@ def pip_and_system_nccl(ctx):
 def image_without_ray(ctx):
     check = _engine_check(ctx)[0]
     if check and ctx["recipe"]["engine"]["executor"] == "ray" and not check.get("ray_version"):
-        yield "engine.image", dict(image=ctx["recipe"]["engine"]["image"])
+        yield "engine.image", dict(image=_image(ctx))
 
 
 @rule("PLAN-7", stage="facts")
 def image_vllm_version(ctx):
     (check, found), eng = _engine_check(ctx), ctx["recipe"]["engine"]
     if check and release(found) != release(parse_version(eng["version"])):
-        yield "engine.version", dict(image=eng["image"], found=check["version"], declared=eng["version"])
+        yield "engine.version", dict(image=_image(ctx), found=check["version"], declared=eng["version"])
 
 
 @rule("KF-102", stage="facts")
@@ -876,16 +881,16 @@ def ray_without_token_auth(ctx):
     except ValueError:
         found = None
     if found is None or found < parse_version(RAY_TOKEN_AUTH):
-        yield "engine.image", dict(image=ctx["recipe"]["engine"]["image"], ray=check.get("ray_version") or "no Ray")
+        yield "engine.image", dict(image=_image(ctx), ray=check.get("ray_version") or "no Ray")
 
 
 @rule("SEC-6", stage="facts")
 def image_by_tag(ctx):
     """A tag can be moved to other bytes; the row names what the head has under it now."""
-    image = ctx["recipe"]["engine"]["image"]
+    image = _image(ctx)
     check = _engine_check(ctx)[0]
-    if "@sha256:" in image or not check:
-        return
+    if "@sha256:" in image or not check or ctx["recipe"]["engine"].get("build"):
+        return  # a built image: named by the hash of its inputs, its base's ID in its labels (engine_image)
     digests = [d for d in check.get("repo_digests") or [] if isinstance(d, str) and "@sha256:" in d]
     if digests:
         yield "engine.image", dict(image=image, found=digests[0], pinned=digests[0])

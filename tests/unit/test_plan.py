@@ -144,9 +144,47 @@ def test_the_rollback_image_keeps_the_repository(image, previous):
     assert _plan.previous_image(image) == previous
 
 
-def test_a_rollback_serves_the_previous_image():
-    plan = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(), _settings.read({}), [])
-    assert plan["image"] == recipe("qwen397b")["engine"]["image"] and not plan["rollback"] and plan["keep_previous"]
-    back = _plan.build(recipe("qwen397b"), HARDWARE["gb10"], four_nodes(),
-                       _settings.read({"sparkops_engine_rollback": "true"}), [])
+@pytest.mark.parametrize("build", [False, True])
+def test_a_rollback_serves_the_previous_image(build):
+    rec = recipe("qwen397b") if build else _recipe.merge(recipe("qwen397b"), {"engine": {"build": None}})
+    plan = _plan.build(rec, HARDWARE["gb10"], four_nodes(), _settings.read({}), [])
+    assert plan["image"] == _plan.served_image(rec) and not plan["rollback"] and plan["keep_previous"]
+    back = _plan.build(rec, HARDWARE["gb10"], four_nodes(), _settings.read({"sparkops_engine_rollback": "true"}), [])
     assert back["image"] == back["image_previous"] == _plan.previous_image(plan["image"]) and back["rollback"]
+    assert (plan["image_build"] is not None) == build == (back["image"] == "sparkops/vllm-ray:sparkops-previous")
+
+
+def test_a_recipe_with_engine_build_serves_an_image_named_by_its_inputs():
+    """engine.build: the plan serves sparkops/vllm-ray:<hash of base, Ray, pip>, which the
+    engine_image role builds on the head; the same inputs give the same tag, any other input
+    another."""
+    rec = recipe("qwen397b")
+    build = _plan.build(rec, HARDWARE["gb10"], four_nodes(), _settings.read({}), [])["image_build"]
+    assert build["base"] == rec["engine"]["image"] == "vllm/vllm-openai:nightly" and build["ray"] == "2.60.0"
+    assert build["pip"] == [] and build["image"].startswith("sparkops/vllm-ray:") and len(build["image"]) == 30
+    assert _plan.image_build(recipe("qwen397b")) == build
+    tags = {_plan.image_build(_recipe.merge(rec, {"engine": change}))["image"] for change in (
+        {"build": {"ray": "2.61.0"}}, {"build": {"pip": ["nvidia-nccl-cu13==2.30.3"]}}, {"image": "vllm/vllm-openai:v0.19.1"})}
+    assert len(tags) == 3 and build["image"] not in tags
+    assert _plan.image_build(recipe("qwen397b-h200x8")) is None  # mp on a stock image: nothing to build
+
+
+@pytest.mark.parametrize("build, words", [
+    ({"ray": "2.51.0"}, "engine.build.ray must be an exact Ray release, 2.52.0 or later"),
+    ({"ray": ">=2.52"}, "engine.build.ray must be an exact Ray release"),
+    ({}, "engine.build.ray is missing"),
+    ({"ray": "2.60.0", "pip": ["x==1; rm -rf /"]}, "engine.build.pip[0] must be a pip requirement"),
+    ({"ray": "2.60.0", "pip": ["--index-url=http://evil"]}, "engine.build.pip[0] must be a pip requirement"),
+    ({"ray": "2.60.0", "pip": ["https://example.com/x.whl"]}, "engine.build.pip[0] must be a pip requirement"),
+    ({"ray": "2.60.0", "pipp": []}, "engine.build.pipp is not a recipe field (did you mean engine.build.pip?)"),
+])
+def test_a_bad_engine_build_is_refused_naming_the_field(build, words):
+    with pytest.raises(_recipe.RecipeError) as exc:
+        _recipe.validate(dict(recipe("qwen397b"), engine=dict(recipe("qwen397b")["engine"], build=build)))
+    assert words in str(exc.value)
+
+
+def test_good_pip_requirements_pass():
+    ok = dict(recipe("qwen397b")["engine"], build={"ray": "2.60.0", "pip": [
+        "nvidia-nccl-cu13==2.30.3", "ray[default,cgraph]==2.60.0", "flashinfer-python>=0.5,<0.6", "triton~=3.5"]})
+    _recipe.validate(dict(recipe("qwen397b"), engine=ok))

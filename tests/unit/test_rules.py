@@ -349,7 +349,7 @@ def _facts_judged(rec, check):
 
 
 def test_an_image_named_by_a_tag_is_warned_with_the_digest_the_head_has():
-    r = recipe("qwen397b")
+    r = _recipe.merge(recipe("qwen397b"), {"engine": {"build": None}})  # a stock image, served as it is
     check = {"version": r["engine"]["version"], "ray_version": "2.60.0", "commands": [],
              "image_id": "sha256:" + "1" * 64, "repo_digests": [r["engine"]["image"].split(":")[0] + "@sha256:" + "2" * 64]}
     warned = [w for w in _facts_judged(r, check).warnings if w["rule"] == "SEC-6"]
@@ -359,6 +359,8 @@ def test_an_image_named_by_a_tag_is_warned_with_the_digest_the_head_has():
     assert "image ID sha256:" + "1" * 64 in warned[0]["reason"] and "registry you control" in warned[0]["fix"]
     pinned = dict(r, engine=dict(r["engine"], image=r["engine"]["image"].split(":")[0] + "@sha256:" + "2" * 64))
     assert "SEC-6" not in [w["rule"] for w in _facts_judged(pinned, check).warnings]
+    # an image built on the head (engine.build) is named by its inputs, its base's ID in its labels
+    assert "SEC-6" not in [w["rule"] for w in _facts_judged(recipe("qwen397b"), local).warnings]
 
 
 def test_where_vllms_own_parser_binds_each_command_is_the_plans():
