@@ -48,11 +48,13 @@ class TableError(ValueError):
 
 
 class Refusal(dict):
-    """One refused (or warned) point of a plan: rule (row id), option, reason, fix, sources, severity."""
+    """One refused (or warned) point of a plan: rule (row id), option, reason, fix, sources, severity;
+    sources_hardware when the row's sources report it on other hardware than a DGX Spark."""
 
     def __str__(self):
-        return "[%s] %s: %s. Fix: %s (source: %s)" % (
-            self["rule"], self["option"], self["reason"], self["fix"], "; ".join(self["sources"]))
+        return "[%s] %s: %s. Fix: %s (source: %s%s)" % (
+            self["rule"], self["option"], self["reason"], self["fix"], "; ".join(self["sources"]),
+            "; reported on %s" % self["sources_hardware"] if self.get("sources_hardware") else "")
 
 
 def _fields(text):
@@ -95,6 +97,8 @@ class Table:
             raise TableError("%s (%s): severity must be refuse or warn" % (where, row["id"]))
         if not isinstance(row["sources"], list) or not all(isinstance(s, str) and s.strip() for s in row["sources"]):
             raise TableError("%s (%s): sources must be a list of public sources" % (where, row["id"]))
+        if "sources_hardware" in row and not (isinstance(row["sources_hardware"], str) and row["sources_hardware"].strip()):
+            raise TableError("%s (%s): sources_hardware must name the hardware the sources report on" % (where, row["id"]))
         detect = row.get("detect") or {}
         for pattern in detect.get("patterns") or []:
             try:
@@ -127,8 +131,11 @@ class Table:
             reason, fix = row["reason"].format(**values), row["fix"].format(**values)
         except (KeyError, IndexError) as exc:
             raise TableError("row %s names %s, which its rule did not give" % (row_id, exc))
-        return Refusal(rule=row_id, option=option, reason=reason, fix=fix, sources=list(row["sources"]),
-                       severity=row["severity"], title=row["title"])
+        out = Refusal(rule=row_id, option=option, reason=reason, fix=fix, sources=list(row["sources"]),
+                      severity=row["severity"], title=row["title"])
+        if row.get("sources_hardware"):
+            out["sources_hardware"] = row["sources_hardware"]
+        return out
 
     def applies(self, row_id, version):
         """None when the row applies to this vLLM version (a version tuple, or None when

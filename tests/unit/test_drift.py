@@ -177,3 +177,32 @@ def test_a_pinned_gid_index_is_judged_on_every_nodes_table(tmp_path):
     assert v1 and "(IB/RoCE v1), not the RoCE v2 GID of 192.168.100.10" in v1[0]
     # no GID table read (the simulation's veth rails have no RDMA device): not judged
     assert live([], "5") == []
+
+
+# --- rows whose sources report on other hardware than a DGX Spark (the table's review) --------
+MARKED = {"KF-10": "a Tesla T10 beside an RTX 3060", "KF-11": "an 8-GPU server", "KF-19": "two 8-GPU servers over RoCE",
+          "KF-20": "any GPU"}
+
+
+def test_rows_whose_sources_are_about_other_hardware_say_so_in_the_refusal():
+    marked = {rid for rid, row in TABLE.rows.items() if row.get("sources_hardware")}
+    assert marked == set(MARKED)
+    for rid, words in MARKED.items():
+        row = TABLE.rows[rid]
+        assert words in row["sources_hardware"] and "not" in row["sources_hardware"]
+        assert "the sources are marked" in row["history"]
+    found = TABLE.finding("KF-19", "hostname", address="127.0.1.1")
+    assert found["sources_hardware"] == TABLE.rows["KF-19"]["sources_hardware"]
+    assert str(found).endswith("(source: vllm-project/vllm#7074; reported on two 8-GPU servers over RoCE (TP=16), "
+                               "not on a DGX Spark)")
+    spark = TABLE.finding("KF-34", "kernel", host="spark-1", kernel="7.0.0-1019-nvidia", cma_free="1", cma_total="0")
+    assert "sources_hardware" not in spark and "reported on" not in str(spark)
+
+
+@pytest.mark.parametrize("value", ["", "  ", ["H100"]])
+def test_an_empty_or_wrong_sources_hardware_breaks_the_table_naming_the_row(value):
+    rows = yaml.safe_load((REPO / "data" / "known_failures.yml").read_text())
+    row = next(r for r in rows if r["id"] == "KF-10")
+    row["sources_hardware"] = value
+    with pytest.raises(_rules.TableError, match=r"\(KF-10\): sources_hardware must name the hardware"):
+        _rules.Table(rows)
