@@ -55,7 +55,9 @@ def test_client_two_rails_against_double_servers(run_module, loopback_rdma):
                for dev, port in zip(["rocelo0", "rocelo1"], ports)]
     try:
         failed, r = run_module(roce_bandwidth, {
-            "role": "client", "duration": 1, "size": 65536, "qps": 2, "min_gbps": 0.01,
+            # no threshold: how fast loopback is on a busy machine is not the test (a starved rail can
+            # print 0.00 Gb/s after a second); the thresholds have their own test below
+            "role": "client", "duration": 1, "size": 65536, "qps": 2,
             "rails": [{"name": "rail1", "device": "rocelo0", "port": ports[0], "server_address": "127.0.0.1"},
                       {"name": "rail2", "device": "rocelo1", "port": ports[1], "server_address": "127.0.0.1"}]})
         outs = [s.communicate(timeout=30)[0] for s in servers]
@@ -64,7 +66,7 @@ def test_client_two_rails_against_double_servers(run_module, loopback_rdma):
             s.kill()
     assert not failed, r
     assert [x["name"] for x in r["rails"]] == ["rail1", "rail2"]
-    assert all(x["average_gbps"] > 0.01 and x["bytes"] == 65536 for x in r["rails"]), r["rails"]
+    assert all(x["average_gbps"] >= 0 and x["iterations"] > 0 and x["bytes"] == 65536 for x in r["rails"]), r["rails"]
     # -D: perftest measures no peak (0.00 printed); the module says null, not 0 Gb/s
     assert [x["peak_gbps"] for x in r["rails"]] == [None, None]
     assert r["aggregate_gbps"] == pytest.approx(sum(x["average_gbps"] for x in r["rails"]), abs=0.01)
@@ -86,7 +88,9 @@ def test_server_side_against_double_client(run_module, loopback_rdma):
     client.communicate(timeout=30)
     assert not failed, r
     assert r["changed"] is False
-    assert r["rails"][0]["average_gbps"] > 0 and r["rails"][0]["command"][-1] == "-F"
+    # the server's report read (its figure is the loopback's speed on this machine now: not the test)
+    assert r["rails"][0]["average_gbps"] is not None and r["rails"][0]["iterations"] > 0
+    assert r["rails"][0]["command"][-1] == "-F"
 
 
 def test_threshold_failure_names_the_rail(run_module, loopback_rdma):
