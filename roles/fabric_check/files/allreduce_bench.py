@@ -37,9 +37,10 @@ def run(local_rank, cfg, results):
     gpu = cfg["gpu"]
     if gpu:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if gpu else "gloo", init_method=cfg["init"], rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=cfg["timeout"]))
     device = torch.device("cuda", local_rank) if gpu else torch.device("cpu")
+    # the rank's GPU named to NCCL (its barrier otherwise guesses it, and warns)
+    dist.init_process_group("nccl" if gpu else "gloo", init_method=cfg["init"], rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=cfg["timeout"]), **({"device_id": device} if gpu else {}))
 
     def sync():
         if gpu:
