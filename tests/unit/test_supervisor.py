@@ -95,3 +95,42 @@ def test_a_recorded_pid_of_another_process_is_not_taken_for_vllm(tmp_path):
 
 def test_usage():
     assert run().returncode == 2 and "usage" in run("stop", "/x", "soon").stderr
+    assert run("wait", "/x", "stamp", "soon").returncode == 2
+
+
+def test_wait_returns_once_the_start_it_follows_has_recorded_itself(tmp_path):
+    """A detached start returns before its record is written (here: wait runs at once, no
+    sleep); an earlier record, as after an engine container restart, is not taken for it."""
+    (tmp_path / "vllm.stamp").write_text("old")
+    (tmp_path / "vllm.pid").write_text("1\n")
+    (tmp_path / "vllm.start").write_text("7\n")
+    proc = subprocess.Popen([sys.executable, "-c", SOURCE, "start", str(tmp_path), "stamp-2", sys.executable, "-c",
+                             POLITE], start_new_session=True)
+    try:
+        done = run("wait", tmp_path, "stamp-2", 30)
+        assert done.returncode == 0 and done.stdout == "started %d\n" % proc.pid, done
+        assert int((tmp_path / "vllm.pid").read_text()) == proc.pid
+        assert run("probe", tmp_path).stdout.splitlines()[0] == "stamp-2"
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+
+
+def test_wait_fails_within_its_bound_when_nothing_started(tmp_path):
+    (tmp_path / "vllm.stamp").write_text("stamp-2")
+    (tmp_path / "vllm.pid").write_text("%d\n" % os.getpid())
+    (tmp_path / "vllm.start").write_text("1\n")  # a stale record: not this process's start time
+    began = time.monotonic()
+    done = run("wait", tmp_path, "stamp-2", 1)
+    assert done.returncode == 1 and "not running 1s after its start" in done.stdout, done
+    assert time.monotonic() - began < 30
+
+
+def test_wait_does_not_take_a_live_record_of_another_plan(tmp_path):
+    proc = start(tmp_path, POLITE, stamp="stamp-1")
+    try:
+        assert run("wait", tmp_path, "stamp-1", 1).returncode == 0
+        assert run("wait", tmp_path, "stamp-2", 1).returncode == 1
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)

@@ -4,12 +4,17 @@ script, which runs it the same way. Python 3 of the engine image, standard libra
 
     start DIR STAMP ARGV...  write STAMP, this process's PID and start time under DIR, then
                              become ARGV (the same PID), its output DIR/vllm.log
+    wait DIR STAMP SECONDS   wait until the vllm serve a start just began (docker exec
+                             --detach returns before it records itself) runs under DIR with
+                             STAMP; print "started PID" (0), or that it is not running (1)
     probe DIR                print the stamp (empty when none), then the state letter of the
                              vllm serve DIR records (R, S, T, ...; "none" when it does not run)
     stop DIR SECONDS         SIGINT to that vllm serve, wait until neither it nor any process of
                              its group (its engine core and workers: docker exec made it the
                              group's leader) is left, then SIGKILL the group; print what happened
 
+A detached start returns before the new record is written: without the wait, a probe or a
+stop right after it read the previous record (or none) and missed the process it started.
 A PID recorded before the engine container restarted can belong to another process: the
 start time (field 22 of /proc/PID/stat) recorded with it tells them apart. Killing vllm serve
 alone once left its engine core and worker running, orphaned and holding their memory: a
@@ -70,6 +75,23 @@ def start(state_dir, stamp, argv):
     os.execvp(argv[0], argv)
 
 
+def wait(state_dir, stamp, seconds):
+    """The caller stopped any earlier vllm serve first: a live record with the planned stamp
+    is this start's (a stale PID's start time does not match; the start time is written
+    after the PID)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pid = alive(state_dir)
+        if pid is not None and _read(os.path.join(state_dir, "vllm.stamp")) == stamp.strip():
+            print("started %d" % pid)
+            return 0
+        if time.monotonic() >= deadline:
+            print("vllm serve is not running %ds after its start: its log is %s"
+                  % (seconds, os.path.join(state_dir, "vllm.log")))
+            return 1
+        time.sleep(0.2)
+
+
 def probe(state_dir):
     print(_read(os.path.join(state_dir, "vllm.stamp")))
     pid = alive(state_dir)
@@ -124,12 +146,15 @@ def main(args):
     verb = args[0] if args else ""
     if verb == "start" and len(args) >= 4:
         start(args[1], args[2], args[3:])
+    elif verb == "wait" and len(args) == 4 and args[3].isdigit():
+        return wait(args[1], args[2], int(args[3]))
     elif verb == "probe" and len(args) == 2:
         probe(args[1])
     elif verb == "stop" and len(args) == 3 and args[2].isdigit():
         return stop(args[1], int(args[2]))
     else:
-        sys.stderr.write("usage: supervisor start DIR STAMP ARGV... | probe DIR | stop DIR SECONDS\n")
+        sys.stderr.write("usage: supervisor start DIR STAMP ARGV... | wait DIR STAMP SECONDS | probe DIR"
+                         " | stop DIR SECONDS\n")
         return 2
     return 0
 
