@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sparkops.cluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the cluster's Prometheus scrapes, from the plan: Prometheus file_sd target groups
+per job. The monitoring role writes them for its own Prometheus on the head, and a
+Prometheus or Grafana Alloy the user already runs can read the same files.
+
+- node: the node exporter of every node, where it listens (its first rail's address; a
+  single host without rails, loopback);
+- vllm: vLLM's own /metrics on the API port of the head (with the mp executor the followers
+  are headless: only the head serves the API);
+- ray: the metrics export port of every node's Ray, with the Ray executor only.
+"""
+
+from __future__ import annotations
+
+JOBS = ("node", "vllm", "ray")
+
+
+class TargetsError(ValueError):
+    """The plan lacks what the targets are made from; the message names it."""
+
+
+def _nodes(plan):
+    nodes = plan.get("nodes") if isinstance(plan, dict) else None
+    if not isinstance(nodes, list) or not nodes or not all(isinstance(n, dict) and n.get("name") for n in nodes):
+        raise TargetsError("the plan has no nodes: pass the preflight's plan (sparkops_plan)")
+    return nodes
+
+
+def _host_port(host, port):
+    return "[%s]:%d" % (host, port) if ":" in str(host) else "%s:%d" % (host, port)
+
+
+def scrape_targets(plan, node_exporter_port=9100, ray_metrics_port=6382, bind="rail"):
+    """{job: [file_sd target group]} for the plan. bind is where the node exporters listen:
+    rail (each node's first rail address, loopback for a single host without rails) or
+    loopback (only a single host's own Prometheus reaches it)."""
+    nodes = _nodes(plan)
+    if bind not in ("rail", "loopback"):
+        raise TargetsError("monitoring_node_exporter_bind must be rail or loopback, got %r" % (bind,))
+    if bind == "loopback" and len(nodes) > 1:
+        raise TargetsError("node exporters bound to loopback are reached by no other node: with %d nodes, bind them "
+                           "to the rails (monitoring_node_exporter_bind: rail)" % len(nodes))
+    out = {job: [] for job in JOBS}
+    for rank, node in enumerate(nodes):
+        labels = {"node": str(node["name"]), "rank": str(rank), "recipe": str(plan.get("recipe", ""))}
+        address = "127.0.0.1" if bind == "loopback" else str(node.get("address") or "127.0.0.1")
+        out["node"].append({"targets": [_host_port(address, int(node_exporter_port))], "labels": labels})
+        if plan.get("executor") == "ray" and plan.get("ray"):
+            out["ray"].append({"targets": [_host_port(address, int(ray_metrics_port))], "labels": labels})
+    api = plan.get("api") or {}
+    if api.get("port"):
+        host = api.get("host") or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        head = str(plan.get("head") or nodes[0]["name"])
+        out["vllm"].append({"targets": [_host_port(host, int(api["port"]))],
+                            "labels": {"node": head, "rank": "0", "recipe": str(plan.get("recipe", ""))}})
+    return out

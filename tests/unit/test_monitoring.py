@@ -1,0 +1,55 @@
+"""The scrape targets of the cluster's Prometheus, from plans the preflight makes
+(plugin_utils/_monitoring, filter sparkops.cluster.scrape_targets)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _monitoring, _plan, _recipe, _settings
+from conftest import REPO
+
+HARDWARE = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())
+
+
+def four_nodes():
+    return [{"name": "spark-%d" % i, "rails": [
+        {"name": "rail1", "netdev": "enp1s0f1np1", "rdma_device": "rocep1s0f1", "address": "192.168.100.%d" % (10 + i),
+         "subnet": "192.168.100.0/24", "mtu": 9000}]} for i in range(4)]
+
+
+def plan(executor="ray"):
+    recipe = _recipe.validate(_recipe.merge(yaml.safe_load((REPO / "recipes" / "qwen397b.yml").read_text()),
+                                            {"engine": {"executor": executor}}))
+    return _plan.build(recipe, HARDWARE["gb10"], four_nodes(), _settings.read({}), [])
+
+
+def test_a_ray_plan_scrapes_every_node_exporter_and_ray_on_the_rails_and_vllm_on_the_head():
+    out = _monitoring.scrape_targets(plan("ray"))
+    assert [g["targets"] for g in out["node"]] == [["192.168.100.%d:9100" % (10 + i)] for i in range(4)]
+    assert [g["targets"] for g in out["ray"]] == [["192.168.100.%d:6382" % (10 + i)] for i in range(4)]
+    assert out["vllm"] == [{"targets": ["127.0.0.1:8000"], "labels": {"node": "spark-0", "rank": "0", "recipe": "qwen397b"}}]
+    assert out["node"][3]["labels"] == {"node": "spark-3", "rank": "3", "recipe": "qwen397b"}
+
+
+def test_an_mp_plan_has_no_ray_targets():
+    out = _monitoring.scrape_targets(plan("mp"))
+    assert out["ray"] == [] and len(out["node"]) == 4 and len(out["vllm"]) == 1
+
+
+def test_ports_are_the_callers():
+    out = _monitoring.scrape_targets(plan("ray"), node_exporter_port=19100, ray_metrics_port=16382)
+    assert out["node"][0]["targets"] == ["192.168.100.10:19100"] and out["ray"][0]["targets"] == ["192.168.100.10:16382"]
+
+
+@pytest.mark.parametrize("bad, bind, words", [
+    ({}, "rail", "the plan has no nodes"),
+    ({"nodes": [{"address": "x"}]}, "rail", "the plan has no nodes"),
+    (None, "rail", "the plan has no nodes"),
+    ("four", "rail", "the plan has no nodes"),
+    ("plan", "everywhere", "monitoring_node_exporter_bind must be rail or loopback, got 'everywhere'"),
+    ("plan", "loopback", "with 4 nodes, bind them to the rails"),
+])
+def test_a_bad_plan_or_bind_is_named(bad, bind, words):
+    with pytest.raises(_monitoring.TargetsError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        _monitoring.scrape_targets(plan() if bad == "plan" else bad, bind=bind)
