@@ -53,3 +53,22 @@ def test_broken_bytes_are_named_not_a_traceback(body, words):
 def test_nan_and_inf_are_none():
     body = b'{"status": "success", "data": {"resultType": "matrix", "result": [{"values": [[1, "NaN"], [2, "+Inf"], [3, "2"]]}]}}'
     assert _promql.range_series(body)[0]["points"] == [[1.0, None], [2.0, None], [3.0, 2.0]]
+
+
+def test_metrics_plot_draws_the_captured_series_once_and_not_in_check_mode(run_module, tmp_path):
+    from ansible_collections.sparkops.cluster.plugins.modules import metrics_plot
+
+    series = {"mem_available_bytes": _promql.range_series(fixture("prometheus_query_range_memavailable.json")),
+              "generation_tok_s": _promql.range_series(fixture("prometheus_query_range_empty.json"))}
+    end = series["mem_available_bytes"][0]["points"][-1][0]
+    dest = tmp_path / "last-hours.png"
+    args = {"series": series, "end": end, "dest": str(dest)}
+    failed, r = run_module(metrics_plot, args, check_mode=True)
+    assert not failed and r["changed"] and not dest.exists()
+    failed, r = run_module(metrics_plot, args)
+    data = dest.read_bytes()
+    assert not failed and r["changed"] and data[:8] == b"\x89PNG\r\n\x1a\n" and r["size"] == len(data)
+    failed, r = run_module(metrics_plot, args)
+    assert not failed and r["changed"] is False  # the same series draw the same bytes
+    failed, r = run_module(metrics_plot, dict(args, series={"x": "not a list"}))
+    assert failed and "series must map each name to a list" in r["msg"]
