@@ -53,3 +53,15 @@ def test_ports_are_the_callers():
 def test_a_bad_plan_or_bind_is_named(bad, bind, words):
     with pytest.raises(_monitoring.TargetsError, match=words.replace("(", r"\(").replace(")", r"\)")):
         _monitoring.scrape_targets(plan() if bad == "plan" else bad, bind=bind)
+
+
+def test_the_grafana_dashboard_asks_what_status_draws():
+    """roles/monitoring/files/grafana-dashboard.json ships for those who run Grafana: its panels'
+    queries are the report's (vars/main.yml), one panel each, none written twice."""
+    import json
+    queries = yaml.safe_load((REPO / "roles" / "monitoring" / "vars" / "main.yml").read_text())["__monitoring_report_queries"]
+    dash = json.loads((REPO / "roles" / "monitoring" / "files" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert exprs == [q.strip() for q in queries.values()]
+    assert all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dash["panels"])
+    assert dash["uid"] == "sparkops-cluster" and len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
