@@ -184,3 +184,13 @@ def summary(inc):
     if inc["probe"] and not inc["probe"]["ok"]:
         what.append("probe failed: %s" % inc["probe"]["detail"])
     return "%s %s: %s; %s" % (inc["time"], inc["host"], "; ".join(what), rows)
+
+
+def incident_line(text):
+    """The summary line of an incident file's text; a file that is not an incident (cut
+    short, edited, another program's) is named as such, never raised."""
+    try:
+        inc = json.loads(text)
+        return summary(inc)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "an unreadable incident file: %s" % str(text)[:120].replace("\n", " ")

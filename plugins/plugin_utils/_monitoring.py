@@ -14,6 +14,8 @@ Prometheus or Grafana Alloy the user already runs can read the same files.
 
 from __future__ import annotations
 
+from ansible_collections.sparkops.cluster.plugins.module_utils._status import world_size
+
 JOBS = ("node", "vllm", "ray")
 
 
@@ -57,3 +59,47 @@ def scrape_targets(plan, node_exporter_port=9100, ray_metrics_port=6382, bind="r
         out["vllm"].append({"targets": [_host_port(host, int(api["port"]))],
                             "labels": {"node": head, "rank": "0", "recipe": str(plan.get("recipe", ""))}})
     return out
+
+
+def watchdog_config(plan, host, options):
+    """The watchdog program's configuration for one node, from the plan: its engine
+    container, what the plan runs there (vllm serve, a rank's worker), the known-failures
+    rows it names incidents by, and on the head the completion probe through the API.
+    options: the role's settings (period_s, probe_timeout, probe_prompt, probe_max_tokens,
+    confirm_runs, log_lines, command_timeout, incident_dir, state_file, state_dir,
+    key_file, restart_unit: the serve unit to restart on a failed probe or empty,
+    restart_max)."""
+    nodes = _nodes(plan)
+    node = next((n for n in nodes if n["name"] == host), None)
+    if node is None:
+        raise TargetsError("%s is not a node of the plan (%s): run the watchdog on the plan's nodes"
+                           % (host, ", ".join(n["name"] for n in nodes)))
+    head = host == plan.get("head")
+    api = plan.get("api") or {}
+    probe = None
+    if head:
+        bind = str(api.get("host") or "127.0.0.1")
+        probe = {"url": "http://%s/v1/chat/completions" % _host_port("127.0.0.1" if bind in ("0.0.0.0", "::") else bind,
+                                                                     api.get("port")),
+                 "model": plan.get("served_model_name"), "prompt": options["probe_prompt"],
+                 "max_tokens": int(options["probe_max_tokens"]), "timeout": int(options["probe_timeout"]),
+                 "key_file": options.get("key_file") or ""}
+    return {
+        "host": host,
+        "container": node.get("container"),
+        "state_dir": options["state_dir"],
+        "serves": bool(node.get("command")),
+        "executor": plan.get("executor"),
+        "world": world_size(plan),
+        "rows": [{k: row.get(k) for k in ("id", "title", "fix", "source", "kernel_patterns", "watch")}
+                 for row in plan.get("log_patterns") or [] if row.get("kernel_patterns") or row.get("watch")],
+        "probe": probe,
+        "restart": ({"unit": options["restart_unit"], "max": int(options["restart_max"])}
+                    if head and options.get("restart_unit") else None),
+        "incident_dir": options["incident_dir"],
+        "state_file": options["state_file"],
+        "period_s": int(options["period_s"]),
+        "confirm_runs": int(options["confirm_runs"]),
+        "log_lines": int(options["log_lines"]),
+        "command_timeout": int(options["command_timeout"]),
+    }

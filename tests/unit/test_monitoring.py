@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.sparkops.cluster.plugins.plugin_utils import _monitoring, _plan, _recipe, _settings
+from ansible_collections.sparkops.cluster.plugins.plugin_utils import _monitoring, _plan, _recipe, _rules, _settings
 from conftest import REPO
 
 HARDWARE = yaml.safe_load((REPO / "data" / "hardware.yml").read_text())
@@ -18,10 +18,13 @@ def four_nodes():
          "subnet": "192.168.100.0/24", "mtu": 9000}]} for i in range(4)]
 
 
-def plan(executor="ray"):
+TABLE = _rules.Table(yaml.safe_load((REPO / "data" / "known_failures.yml").read_text()))
+
+
+def plan(executor="ray", settings=None):
     recipe = _recipe.validate(_recipe.merge(yaml.safe_load((REPO / "recipes" / "qwen397b.yml").read_text()),
                                             {"engine": {"executor": executor}}))
-    return _plan.build(recipe, HARDWARE["gb10"], four_nodes(), _settings.read({}), [])
+    return _plan.build(recipe, HARDWARE["gb10"], four_nodes(), _settings.read(settings or {}), TABLE.log_patterns())
 
 
 def test_a_ray_plan_scrapes_every_node_exporter_and_ray_on_the_rails_and_vllm_on_the_head():
@@ -65,3 +68,38 @@ def test_the_grafana_dashboard_asks_what_status_draws():
     assert exprs == [q.strip() for q in queries.values()]
     assert all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dash["panels"])
     assert dash["uid"] == "sparkops-cluster" and len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+
+
+# --- the watchdog's configuration (filter sparkops.cluster.watchdog_config) -------------------
+OPTIONS = {"period_s": 300, "probe_timeout": 60, "probe_prompt": "Say OK.", "probe_max_tokens": 4, "confirm_runs": 2,
+           "log_lines": 40, "command_timeout": 30, "incident_dir": "/var/log/sparkops/incidents",
+           "state_file": "/var/lib/sparkops/watchdog.json", "state_dir": "/var/log/sparkops",
+           "key_file": "", "restart_unit": "", "restart_max": 2}
+
+
+def test_the_head_probes_its_api_and_a_ray_worker_watches_its_rank_only():
+    head = _monitoring.watchdog_config(plan("ray"), "spark-0", OPTIONS)
+    assert head["probe"] == {"url": "http://127.0.0.1:8000/v1/chat/completions", "model": plan()["served_model_name"],
+                             "prompt": "Say OK.", "max_tokens": 4, "timeout": 60, "key_file": ""}
+    assert head["serves"] and head["executor"] == "ray" and head["world"] == 4 and head["restart"] is None
+    worker = _monitoring.watchdog_config(plan("ray"), "spark-3", OPTIONS)
+    assert worker["probe"] is None and not worker["serves"] and worker["container"] == head["container"]
+    # the rows that name incidents: kernel patterns and watch findings, not the engine log's alone
+    ids = {row["id"] for row in worker["rows"]}
+    assert {"KF-27", "KF-43", "KF-108", "KF-109", "KF-110", "KF-111", "KF-112"} <= ids and "KF-2" not in ids
+
+
+def test_every_mp_node_serves_and_a_restart_is_the_heads_only():
+    options = dict(OPTIONS, restart_unit="sparkops-vllm-serve.service")
+    follower = _monitoring.watchdog_config(plan("mp"), "spark-2", options)
+    assert follower["serves"] and follower["restart"] is None
+    head = _monitoring.watchdog_config(plan("mp"), "spark-0", options)
+    assert head["restart"] == {"unit": "sparkops-vllm-serve.service", "max": 2}
+
+
+def test_an_api_bound_to_every_address_is_probed_on_loopback_and_a_stranger_is_named():
+    bound = plan("ray", {"sparkops_api_host": "0.0.0.0", "sparkops_api_port": 8443})
+    assert _monitoring.watchdog_config(bound, "spark-0", OPTIONS)["probe"]["url"] == (
+        "http://127.0.0.1:8443/v1/chat/completions")
+    with pytest.raises(_monitoring.TargetsError, match="dgx9 is not a node of the plan"):
+        _monitoring.watchdog_config(plan(), "dgx9", OPTIONS)

@@ -131,3 +131,12 @@ def test_one_incident_going_on_keeps_its_key_and_another_changes_it():
 
 def test_every_watch_kind_has_its_row():
     assert sorted(r["watch"] for r in ROWS if r["watch"]) == sorted(_watchdog.WATCH_KINDS)
+
+
+def test_an_incident_file_reads_as_one_line_and_a_broken_one_is_named():
+    inc = _watchdog.incident("spark-delta", NOW, [{"watch": "missing_rank", "kind": "vLLM worker (Ray)"}], [], None,
+                             ROWS)
+    assert _watchdog.incident_line(json.dumps(inc)) == (
+        "2026-12-07T12:00:00Z spark-delta: missing rank vLLM worker (Ray); KF-109 (A rank of the engine is gone)")
+    for text in ('{"time": "x"', "[1, 2]", "\ufffd\ufffd", '{"rows": 3}'):
+        assert _watchdog.incident_line(text).startswith("an unreadable incident file")
