@@ -152,9 +152,10 @@ def memory():
     try:
         with open("/proc/meminfo", "rb") as fh:
             for raw in fh.read().decode("utf-8", "replace").splitlines():
-                key, _, rest = raw.partition(":")
-                if key in MEMINFO_KEYS and rest.split() and rest.split()[0].isdigit():
-                    found[key + "_kb"] = int(rest.split()[0])
+                key, rest = raw.partition(":")[::2]
+                value = rest.split()
+                if key in MEMINFO_KEYS and value and value[0].isdigit():
+                    found[key + "_kb"] = int(value[0])
     except OSError:
         pass
     return found
@@ -206,8 +207,8 @@ def check(config):
         write_json(os.path.join(config["incident_dir"], name), record)
         print("watchdog %s: incident %s: %s" % (config["host"], name, _watchdog.summary(record)))
     elif key is None:
-        print("watchdog %s: healthy%s%s" % (config["host"], " (probe: %s)" % verdict[1] if verdict else "",
-                                             "; " + kernel_note if kernel_note else ""))
+        probe_note = " (probe: %s)" % verdict[1] if verdict else ""
+        print("watchdog %s: healthy%s%s" % (config["host"], probe_note, "; " + kernel_note if kernel_note else ""))
     write_json(config["state_file"], state, mode=0o600)
     return 0
 
