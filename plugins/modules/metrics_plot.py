@@ -66,11 +66,11 @@ size:
   type: int
 """
 
-import io
-import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sparkops.cluster.plugins.module_utils._png import figure_bytes, require_directory, write_if_changed
 
 try:
     import matplotlib
@@ -106,10 +106,7 @@ def draw(series, end, title):
     axes[-1, 0].set_xlabel("hours before the end of the range")
     fig.suptitle(title)
     fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=90, metadata={"Software": None})
-    pyplot.close(fig)
-    return out.getvalue()
+    return figure_bytes(fig, pyplot, 90)
 
 
 def main():
@@ -128,21 +125,9 @@ def main():
     p = module.params
     if not p["series"] or not all(isinstance(v, list) for v in p["series"].values()):
         module.fail_json(msg="series must map each name to a list of series (metrics_query's series)")
-    directory = os.path.dirname(os.path.abspath(p["dest"]))
-    if not os.path.isdir(directory):
-        module.fail_json(msg="dest %s: its directory %s does not exist; create it first (ansible.builtin.file "
-                             "state=directory)" % (p["dest"], directory))
+    require_directory(module, p["dest"])
     png = draw(p["series"], p["end"], p["title"])
-    old = None
-    if os.path.exists(p["dest"]):
-        with open(p["dest"], "rb") as fh:
-            old = fh.read()
-    changed = old != png
-    if changed and not module.check_mode:
-        tmp = os.path.join(module.tmpdir, "metrics.png")
-        with open(tmp, "wb") as fh:
-            fh.write(png)
-        module.atomic_move(tmp, p["dest"])
+    changed = write_if_changed(module, p["dest"], png)
     module.exit_json(changed=changed, dest=p["dest"], size=len(png))
 
 

@@ -11,10 +11,8 @@ a healthy engine with none."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.sparkops.cluster.plugins.plugin_utils import _monitoring  # noqa: E402
+from _containers import node_and_engine, sh  # noqa: E402
 
-NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
-ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
 LIBEXEC = "/usr/local/libexec/sparkops/watchdog"
 INCIDENTS = "/var/log/sparkops/incidents"
 # a stand-in for vllm serve: its command line names it, as the real one's does
@@ -44,13 +41,6 @@ OPTIONS = {"period_s": 300, "probe_timeout": 5, "probe_prompt": "Say OK.", "prob
            "restart_unit": "", "restart_max": 2}
 
 
-def sh(*argv, check=True, timeout=120):
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and done.returncode:
-        raise AssertionError("%s: rc %d\n%s%s" % (" ".join(argv), done.returncode, done.stdout, done.stderr))
-    return done
-
-
 def plan(engine, head):
     """A plan of one node as the preflight makes it, in the fields the watchdog reads."""
     return {"head": "spark-alpha" if head else "spark-omega", "executor": "mp", "served_model_name": "sparkops-tiny",
@@ -63,13 +53,7 @@ def plan(engine, head):
 def cluster():
     """A node container with the program installed, and an engine container in its network
     namespace running the stand-in; removed afterwards."""
-    name = "sparkops-test-%s" % uuid.uuid4().hex[:8]
-    node, engine = name + "-node", name + "-engine"
-    try:
-        sh("docker", "run", "-d", "--name", node, "-v", "/var/run/docker.sock:/var/run/docker.sock",
-           "--entrypoint", "sleep", NODE_IMAGE, "infinity")
-        sh("docker", "run", "-d", "--name", engine, "--network", "container:" + node, "--entrypoint", "sleep",
-           ENGINE_IMAGE, "infinity")
+    with node_and_engine() as (node, engine):
         sh("docker", "exec", "-d", engine, "sh", "-c", "mkdir -p /var/log/sparkops && echo $$ > /tmp/stand-in.pid && "
            "exec \"$@\" > /var/log/sparkops/vllm.log 2>&1", "sh", *STAND_IN)
         sh("docker", "exec", node, "mkdir", "-p", LIBEXEC, "/etc/sparkops")
@@ -78,8 +62,6 @@ def cluster():
             subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "cat > %s/%s" % (LIBEXEC, dest)],
                            input=src.read_text(), text=True, check=True, timeout=30)
         yield node, engine
-    finally:
-        sh("docker", "rm", "-f", node, engine, check=False)
 
 
 def configure(node, engine, head=False):
