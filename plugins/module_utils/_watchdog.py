@@ -194,3 +194,11 @@ def incident_line(text):
         return summary(inc)
     except (ValueError, KeyError, TypeError, AttributeError):
         return "an unreadable incident file: %s" % str(text)[:120].replace("\n", " ")
+
+
+def restart_allowed(history, now, most, window=86400):
+    """(allowed, the restarts kept) for one more restart at `now` (Unix seconds): at most
+    `most` in the last `window` seconds; history: the times of earlier restarts (anything
+    else in it is dropped)."""
+    kept = [t for t in history or [] if isinstance(t, (int, float)) and not isinstance(t, bool) and now - window < t <= now]
+    return len(kept) < most, kept

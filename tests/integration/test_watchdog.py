@@ -64,8 +64,9 @@ def cluster():
         yield node, engine
 
 
-def configure(node, engine, head=False):
-    config = _monitoring.watchdog_config(plan(engine, head), "spark-alpha", OPTIONS)
+def configure(node, engine, head=False, restart_unit=""):
+    config = _monitoring.watchdog_config(plan(engine, head), "spark-alpha",
+                                         dict(OPTIONS, restart_unit=restart_unit, restart_max=1))
     subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "cat > /etc/sparkops/watchdog.json"],
                    input=json.dumps(config), text=True, check=True, timeout=30)
 
@@ -132,3 +133,22 @@ def test_a_broken_configuration_is_named(cluster):
     done = sh("docker", "exec", node, "python3", LIBEXEC + "/sparkops-watchdog.py", "/etc/sparkops/watchdog.json",
               check=False)
     assert done.returncode == 2 and "is not usable: lacks container" in done.stderr, done
+
+
+def test_a_restart_after_a_failed_probe_is_bounded(cluster):
+    """Asked for (persistent mode), a failed probe restarts the serve unit once a day at most;
+    the node container has no systemd, so the attempt fails and says so."""
+    node, engine = cluster
+    configure(node, engine, head=True, restart_unit="sparkops-vllm-serve.service")
+    check(node)
+    check(node)
+    [first] = incidents(node)
+    assert first["action"].startswith("restart of sparkops-vllm-serve.service failed: "), first["action"]
+    # another incident the same day: no second attempt (restart_max 1)
+    sh("docker", "stop", "-t", "1", engine)
+    check(node)
+    check(node)
+    second = incidents(node)[-1]
+    assert [r["id"] for r in second["rows"]] == ["KF-110"]
+    assert second["action"] == ("not restarted: 1 restart(s) of sparkops-vllm-serve.service in the last day already "
+                                "(restart_max)")

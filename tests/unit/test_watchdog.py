@@ -140,3 +140,12 @@ def test_an_incident_file_reads_as_one_line_and_a_broken_one_is_named():
         "2026-12-07T12:00:00Z spark-delta: missing rank vLLM worker (Ray); KF-109 (A rank of the engine is gone)")
     for text in ('{"time": "x"', "[1, 2]", "\ufffd\ufffd", '{"rows": 3}'):
         assert _watchdog.incident_line(text).startswith("an unreadable incident file")
+
+
+def test_restarts_are_bounded_per_day_and_a_broken_history_is_dropped():
+    now = 1_800_000_000.0
+    assert _watchdog.restart_allowed(None, now, 2) == (True, [])
+    assert _watchdog.restart_allowed([now - 100], now, 2) == (True, [now - 100])
+    assert _watchdog.restart_allowed([now - 100, now - 50], now, 2) == (False, [now - 100, now - 50])
+    # a day later the old ones no longer count; what is not a time is dropped
+    assert _watchdog.restart_allowed([now - 90000, "x", True, None, now + 10], now, 1) == (True, [])

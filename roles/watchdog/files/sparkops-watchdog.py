@@ -166,13 +166,13 @@ def restart(config, state):
     spec = config.get("restart")
     if not spec:
         return None
-    day_ago = time.time() - 86400
-    done = [t for t in state.get("restarts", []) if isinstance(t, (int, float)) and t > day_ago]
-    if len(done) >= spec["max"]:
+    now = time.time()
+    allowed, done = _watchdog.restart_allowed(state.get("restarts"), now, spec["max"])
+    if not allowed:
         state["restarts"] = done
         return "not restarted: %d restart(s) of %s in the last day already (restart_max)" % (len(done), spec["unit"])
     rc, _out, err = run(["systemctl", "restart", "--no-block", spec["unit"]], config["command_timeout"])
-    state["restarts"] = done + [time.time()]
+    state["restarts"] = done + [now]
     return "restarted %s" % spec["unit"] if rc == 0 else "restart of %s failed: %s" % (spec["unit"], err)
 
 
