@@ -19,7 +19,7 @@ import re
 
 # The engine's processes in its container, as the probe prints them from /proc: "PID STATE
 # CMDLINE" per line (STATE is /proc/PID/stat's third field). playbooks/status.yml and the
-# watchdog's program run this probe.
+# watchdog's program run this probe (status.yml inline; a unit test keeps the two one).
 PROC_PROBE = (
     "for d in /proc/[0-9]*; do p=${d#/proc/}; [ \"$p\" = \"$$\" ] && continue; "
     "c=$(tr '\\0' ' ' < \"$d/cmdline\" 2>/dev/null) || continue; "

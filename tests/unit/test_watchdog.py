@@ -149,3 +149,24 @@ def test_restarts_are_bounded_per_day_and_a_broken_history_is_dropped():
     assert _watchdog.restart_allowed([now - 100, now - 50], now, 2) == (False, [now - 100, now - 50])
     # a day later the old ones no longer count; what is not a time is dropped
     assert _watchdog.restart_allowed([now - 90000, "x", True, None, now + 10], now, 1) == (True, [])
+
+
+def _key(node, name):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = value if key == name else _key(value, name)
+            if found is not None:
+                return found
+    if isinstance(node, list):
+        for item in node:
+            found = _key(item, name)
+            if found is not None:
+                return found
+    return None
+
+
+def test_status_and_the_watchdog_read_the_engine_s_processes_with_one_probe():
+    """playbooks/status.yml runs its probe inline (a playbook cannot import it); this keeps
+    the two one: the process lists the fixtures captured are this probe's output."""
+    status = yaml.safe_load((REPO / "playbooks" / "status.yml").read_text())
+    assert _key(status, "__probe") == _watchdog.PROC_PROBE
