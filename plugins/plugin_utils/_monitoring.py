@@ -34,6 +34,16 @@ def _host_port(host, port):
     return "[%s]:%d" % (host, port) if ":" in str(host) else "%s:%d" % (host, port)
 
 
+def api_address(api):
+    """host:port where a process on the head reaches the API: its bind address, loopback when
+    it is bound to every address; None when the plan has no API port."""
+    api = api or {}
+    if not api.get("port"):
+        return None
+    host = str(api.get("host") or "127.0.0.1")
+    return _host_port("127.0.0.1" if host in ("0.0.0.0", "::") else host, int(api["port"]))
+
+
 def scrape_targets(plan, node_exporter_port=9100, ray_metrics_port=6382, bind="rail"):
     """{job: [file_sd target group]} for the plan. bind is where the node exporters listen:
     rail (each node's first rail address, loopback for a single host without rails) or
@@ -51,12 +61,10 @@ def scrape_targets(plan, node_exporter_port=9100, ray_metrics_port=6382, bind="r
         out["node"].append({"targets": [_host_port(address, int(node_exporter_port))], "labels": labels})
         if plan.get("executor") == "ray" and plan.get("ray"):
             out["ray"].append({"targets": [_host_port(address, int(ray_metrics_port))], "labels": labels})
-    api = plan.get("api") or {}
-    if api.get("port"):
-        host = api.get("host") or "127.0.0.1"
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    api = api_address(plan.get("api"))
+    if api:
         head = str(plan.get("head") or nodes[0]["name"])
-        out["vllm"].append({"targets": [_host_port(host, int(api["port"]))],
+        out["vllm"].append({"targets": [api],
                             "labels": {"node": head, "rank": "0", "recipe": str(plan.get("recipe", ""))}})
     return out
 
@@ -75,12 +83,9 @@ def watchdog_config(plan, host, options):
         raise TargetsError("%s is not a node of the plan (%s): run the watchdog on the plan's nodes"
                            % (host, ", ".join(n["name"] for n in nodes)))
     head = host == plan.get("head")
-    api = plan.get("api") or {}
     probe = None
     if head:
-        bind = str(api.get("host") or "127.0.0.1")
-        probe = {"url": "http://%s/v1/chat/completions" % _host_port("127.0.0.1" if bind in ("0.0.0.0", "::") else bind,
-                                                                     api.get("port")),
+        probe = {"url": "http://%s/v1/chat/completions" % api_address(plan.get("api")),
                  "model": plan.get("served_model_name"), "prompt": options["probe_prompt"],
                  "max_tokens": int(options["probe_max_tokens"]), "timeout": int(options["probe_timeout"]),
                  "key_file": options.get("key_file") or ""}
