@@ -103,8 +103,8 @@ def test_a_stopped_rank_is_recorded_once_after_two_checks_and_a_healthy_engine_n
     assert [r["id"] for r in inc["rows"]] == ["KF-108"]
     assert inc["findings"] == [{"watch": "stopped_rank", "kind": "vllm serve", "pid": int(pid), "state": "T"}]
     assert inc["log_tail"] == ["serving"] and inc["memory"]["MemAvailable_kb"] > 0
-    # the same incident going on is not recorded again
-    check(node)
+    # the same incident going on is not recorded again, and each check says so
+    assert "the incident of %s goes on" % sh("docker", "exec", node, "ls", INCIDENTS).stdout.strip() in check(node)
     assert len(incidents(node)) == 1
     sh("docker", "exec", engine, "kill", "-CONT", pid)
     assert "healthy" in check(node)
