@@ -208,8 +208,8 @@ def check(config):
         state["open_file"] = name
         print("watchdog %s: incident %s: %s" % (config["host"], name, _watchdog.summary(record)))
     elif key is not None and key == state.get("open"):
-        print("watchdog %s: the incident of %s goes on: %s" % (config["host"], state.get("open_file", "an earlier check"),
-                                                                _watchdog.summary(lasting)))
+        since = state.get("open_file", "an earlier check")
+        print("watchdog %s: the incident of %s goes on: %s" % (config["host"], since, _watchdog.summary(lasting)))
     elif key is None:
         probe_note = " (probe: %s)" % verdict[1] if verdict else ""
         print("watchdog %s: healthy%s%s" % (config["host"], probe_note, "; " + kernel_note if kernel_note else ""))
