@@ -10,7 +10,8 @@ module: metrics_plot
 short_description: Draw named Prometheus series of the last hours as one PNG
 description:
   - Draws the series read by M(sparkops.cluster.metrics_query), one panel per name, one line per series (labelled by
-    its C(node) label, else C(instance)), against the hours before the end of the range, into a PNG file.
+    its C(node) label, else C(instance)), against the time before the end of the range (minutes up to three hours,
+    else hours), into a PNG file.
   - Meant for the controller (run it with C(delegate_to=localhost)); needs matplotlib there.
 version_added: 0.3.0
 author: sparkops.cluster developers (@sparkops)
@@ -44,6 +45,12 @@ options:
     description: The figure's title.
     type: str
     default: The cluster, the last hours
+  labels:
+    description:
+      - Each panel's label, by the series' name (e.g. C(generation_tok_s) -> C(Generation (tokens/s))); the panels are
+        drawn in this order, then any other name in alphabetical order, labelled by its name.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -86,26 +93,34 @@ def _label(metric):
     return metric.get("node") or metric.get("instance") or metric.get("__name__") or "series"
 
 
-def draw(series, end, title):
-    names = sorted(series)
-    fig, axes = pyplot.subplots(len(names), 1, figsize=(10, 2.6 * len(names)), squeeze=False)
+def _unit(series, end):
+    """(seconds per unit, its name): minutes for a range of up to three hours, else hours."""
+    times = [float(t) for one in series.values() for s in one for t, _v in s.get("points") or []]
+    return (60.0, "minutes") if not times or end - min(times) <= 3 * 3600 else (3600.0, "hours")
+
+
+def draw(series, end, title, labels=None):
+    labels = labels or {}
+    names = [n for n in labels if n in series] + sorted(n for n in series if n not in labels)
+    per, unit = _unit(series, end)
+    fig, axes = pyplot.subplots(len(names), 1, figsize=(10, 2.2 * len(names) + 0.6), squeeze=False, sharex=True)
     for ax, name in zip(axes[:, 0], names):
-        drawn = False
+        lines = 0
         for one in sorted(series[name], key=lambda s: _label(s.get("metric") or {})):
             points = [(float(t), v) for t, v in one.get("points") or [] if v is not None]
             if points:
-                ax.plot([(t - end) / 3600.0 for t, _v in points], [v for _t, v in points],
+                ax.plot([(t - end) / per for t, _v in points], [v for _t, v in points],
                         label=_label(one.get("metric") or {}))
-                drawn = True
-        if not drawn:
+                lines += 1
+        if not lines:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        ax.set_ylabel(name, fontsize=8)
+        ax.set_title(labels.get(name, name), fontsize=9, loc="left")
         ax.grid(True, alpha=0.3)
-        if drawn:
+        if lines > 1:  # one line per node: name them; a cluster-wide sum needs no legend
             ax.legend(fontsize=7, loc="upper left")
-    axes[-1, 0].set_xlabel("hours before the end of the range")
+    axes[-1, 0].set_xlabel("%s before the end of the range" % unit)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     return figure_bytes(fig, pyplot, 90)
 
 
@@ -116,6 +131,7 @@ def main():
             end=dict(type="float", required=True),
             dest=dict(type="path", required=True),
             title=dict(type="str", default="The cluster, the last hours"),
+            labels=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -126,7 +142,7 @@ def main():
     if not p["series"] or not all(isinstance(v, list) for v in p["series"].values()):
         module.fail_json(msg="series must map each name to a list of series (metrics_query's series)")
     require_directory(module, p["dest"])
-    png = draw(p["series"], p["end"], p["title"])
+    png = draw(p["series"], p["end"], p["title"], p["labels"])
     changed = write_if_changed(module, p["dest"], png)
     module.exit_json(changed=changed, dest=p["dest"], size=len(png))
 

@@ -60,12 +60,16 @@ def test_a_bad_plan_or_bind_is_named(bad, bind, words):
 
 def test_the_grafana_dashboard_asks_what_status_draws():
     """roles/monitoring/files/grafana-dashboard.json ships for those who run Grafana: its panels'
-    queries are the report's (vars/main.yml), one panel each, none written twice."""
+    queries and titles are the report's (vars/main.yml), one panel each, in the report's order,
+    none written twice."""
     import json
-    queries = yaml.safe_load((REPO / "roles" / "monitoring" / "vars" / "main.yml").read_text())["__monitoring_report_queries"]
+    report = yaml.safe_load((REPO / "roles" / "monitoring" / "vars" / "main.yml").read_text())
+    queries, labels = report["__monitoring_report_queries"], report["__monitoring_report_labels"]
     dash = json.loads((REPO / "roles" / "monitoring" / "files" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert list(queries) == list(labels)
     assert exprs == [q.strip() for q in queries.values()]
+    assert [p["title"] for p in dash["panels"]] == list(labels.values())
     assert all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dash["panels"])
     assert dash["uid"] == "sparkops-cluster" and len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
 
