@@ -71,7 +71,8 @@ SETTINGS = collections.OrderedDict([
                                               "come back.", "plan")),
     ("sparkops_monitoring", Setting(bool, False, "Node exporters on every node and a Prometheus on the head's "
                                     "loopback scraping the nodes, vLLM and Ray (role `monitoring`); the scrape "
-                                    "targets also as file_sd JSON for a Prometheus you run.", "plan")),
+                                    "targets also as file_sd JSON for a Prometheus you run; false stops what it "
+                                    "turned on.", "plan")),
     ("sparkops_watchdog", Setting(bool, False, "A timer on every node that checks its engine rank and kernel log, "
                                   "and a real completion probe on the head; incidents name the known failure (role "
                                   "`watchdog`); false removes the timer.", "plan")),
