@@ -9,6 +9,19 @@ from __future__ import annotations
 
 import io
 import os
+import traceback
+
+# matplotlib on the Agg backend, or the import's traceback where it is missing (the module
+# then fails with missing_required_lib).
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+except ImportError:
+    pyplot = None
+    MATPLOTLIB_ERROR = traceback.format_exc()
+else:
+    MATPLOTLIB_ERROR = None
 
 
 def require_directory(module, dest):
@@ -19,7 +32,7 @@ def require_directory(module, dest):
                              "state=directory)" % (dest, directory))
 
 
-def figure_bytes(fig, pyplot, dpi):
+def figure_bytes(fig, dpi):
     """The figure as PNG bytes, without matplotlib's Software stamp; the figure closed."""
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=dpi, metadata={"Software": None})

@@ -69,22 +69,12 @@ size:
   type: int
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._png import figure_bytes, require_directory, write_if_changed
+from ansible_collections.sparkops.cluster.plugins.module_utils._png import (
+    MATPLOTLIB_ERROR, figure_bytes, pyplot, require_directory, write_if_changed)
 
 from ansible_collections.sparkops.cluster.plugins.module_utils._bench import plot_levels
-
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-except ImportError:
-    MATPLOTLIB_ERROR = traceback.format_exc()
-else:
-    MATPLOTLIB_ERROR = None
 
 
 def draw(levels, title, band):
@@ -113,7 +103,7 @@ def draw(levels, title, band):
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return figure_bytes(fig, pyplot, 100)
+    return figure_bytes(fig, 100)
 
 
 def main():

@@ -73,20 +73,10 @@ size:
   type: int
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._png import figure_bytes, require_directory, write_if_changed
-
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-except ImportError:
-    MATPLOTLIB_ERROR = traceback.format_exc()
-else:
-    MATPLOTLIB_ERROR = None
+from ansible_collections.sparkops.cluster.plugins.module_utils._png import (
+    MATPLOTLIB_ERROR, figure_bytes, pyplot, require_directory, write_if_changed)
 
 
 def _label(metric):
@@ -121,7 +111,7 @@ def draw(series, end, title, labels=None):
     axes[-1, 0].set_xlabel("%s before the end of the range" % unit)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    return figure_bytes(fig, pyplot, 90)
+    return figure_bytes(fig, 90)
 
 
 def main():
