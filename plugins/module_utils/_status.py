@@ -19,6 +19,7 @@ import re
 from ansible_collections.sparkops.cluster.plugins.module_utils._errors import ToolOutputError
 from ansible_collections.sparkops.cluster.plugins.module_utils._fabric import rail_state
 from ansible_collections.sparkops.cluster.plugins.module_utils._ray import cluster_state
+from ansible_collections.sparkops.cluster.plugins.module_utils._watchdog import engine_processes, rank_findings
 
 _TOKENS = re.compile(r"^vllm:generation_tokens_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)\s*$", re.M)
 
@@ -148,29 +149,6 @@ def node_status(name, rails, raw, now):
     return row, problems
 
 
-# The engine's processes in its container, as playbooks/status.yml's probe prints them from
-# /proc: "PID STATE CMDLINE" per line (STATE is /proc/PID/stat's third field).
-_PROC_LINE = re.compile(r"^(?P<pid>\d+) (?P<state>[A-Za-z]) (?P<cmdline>.*)$")
-# (marker in the command line, kind): Ray's worker actor runs a rank with the Ray executor,
-# vLLM's own worker process with the mp executor (its process title, vllm 0.32.0)
-PROC_KINDS = (("RayWorkerProc", "vLLM worker (Ray)"), ("VLLM::Worker", "vLLM worker"),
-              ("VLLM::EngineCore", "vLLM engine core"), ("vllm serve", "vllm serve"))
-
-
-def engine_processes(text):
-    """[{pid, state, kind}] of the engine's processes in the probe's output; unreadable lines
-    are skipped (the output is a tool's, and a process may vanish while it is read)."""
-    out = []
-    for line in str(text or "").splitlines():
-        m = _PROC_LINE.match(line.strip())
-        if not m:
-            continue
-        kind = next((k for marker, k in PROC_KINDS if marker in m.group("cmdline")), None)
-        if kind:
-            out.append({"pid": int(m.group("pid")), "state": m.group("state"), "kind": kind})
-    return out
-
-
 def world_size(plan):
     """TP x PP of the plan's `vllm serve` command (the head's), 1 when unreadable."""
     argv = next((n.get("command") for n in plan.get("nodes") or [] if isinstance(n, dict) and n.get("command")), None)
@@ -198,18 +176,15 @@ def process_problems(name, container, raw, executor, serves, world=2):
         return None, ["%s: the engine's processes could not be read in %s: %s" % (name, container, why)]
     procs = engine_processes(raw.get("stdout"))
     problems = []
-    for proc in procs:
-        if proc["state"] in ("T", "t"):
+    for found in rank_findings(procs, serves, executor, world):
+        if found["watch"] == "stopped_rank":
             problems.append("%s: its %s process (pid %d) is stopped (state %s): every rank waits for it, so the "
                             "engine is stalled; resume it (docker exec %s kill -CONT %d) or deploy again"
-                            % (name, proc["kind"], proc["pid"], proc["state"], container, proc["pid"]))
-    kinds = {proc["kind"] for proc in procs}
-    want = (["vllm serve"] if serves else []) + (["vLLM worker (Ray)"] if executor == "ray" else
-                                                 ["vLLM worker"] if world > 1 else [])
-    for kind in want:
-        if kind not in kinds:
+                            % (name, found["kind"], found["pid"], found["state"], container, found["pid"]))
+        else:
             problems.append("%s: no %s process runs in %s: the engine does not serve across this node; read the "
-                            "head's engine log (/var/log/sparkops/vllm.log), then deploy again" % (name, kind, container))
+                            "head's engine log (/var/log/sparkops/vllm.log), then deploy again"
+                            % (name, found["kind"], container))
     return procs, problems
 
 

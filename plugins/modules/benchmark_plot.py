@@ -69,22 +69,12 @@ size:
   type: int
 """
 
-import io
-import os
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sparkops.cluster.plugins.module_utils._bench import plot_levels
+from ansible_collections.sparkops.cluster.plugins.module_utils._png import (
+    MATPLOTLIB_ERROR, figure_bytes, pyplot, require_directory, write_if_changed)
 
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-except ImportError:
-    MATPLOTLIB_ERROR = traceback.format_exc()
-else:
-    MATPLOTLIB_ERROR = None
+from ansible_collections.sparkops.cluster.plugins.module_utils._bench import plot_levels
 
 
 def draw(levels, title, band):
@@ -113,10 +103,7 @@ def draw(levels, title, band):
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=100, metadata={"Software": None})
-    pyplot.close(fig)
-    return out.getvalue()
+    return figure_bytes(fig, 100)
 
 
 def main():
@@ -139,21 +126,9 @@ def main():
         module.fail_json(msg=str(exc))
     if p["band"] is not None and (len(p["band"]) != 2 or p["band"][0] > p["band"][1]):
         module.fail_json(msg="band must be [low, high] with low <= high, got %s" % p["band"])
-    directory = os.path.dirname(os.path.abspath(p["dest"]))
-    if not os.path.isdir(directory):
-        module.fail_json(msg="dest %s: its directory %s does not exist; create it first (ansible.builtin.file "
-                             "state=directory)" % (p["dest"], directory))
+    require_directory(module, p["dest"])
     png = draw(levels, p["title"], p["band"])
-    old = None
-    if os.path.exists(p["dest"]):
-        with open(p["dest"], "rb") as fh:
-            old = fh.read()
-    changed = old != png
-    if changed and not module.check_mode:
-        tmp = os.path.join(module.tmpdir, "benchmark.png")
-        with open(tmp, "wb") as fh:
-            fh.write(png)
-        module.atomic_move(tmp, p["dest"])
+    changed = write_if_changed(module, p["dest"], png)
     module.exit_json(changed=changed, dest=p["dest"], size=len(png))
 
 

@@ -18,6 +18,7 @@ import string
 from ansible_collections.sparkops.cluster.plugins.module_utils._checkpoint import contradictions
 from ansible_collections.sparkops.cluster.plugins.module_utils._rdma import gid_of_ipv4
 from ansible_collections.sparkops.cluster.plugins.module_utils._units import GIB
+from ansible_collections.sparkops.cluster.plugins.module_utils._watchdog import WATCH_KINDS
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._recipe import (
     ARCHITECTURES, INT4, TRAITS, args_dict, parse_version, release, same_value)
 from ansible_collections.sparkops.cluster.plugins.plugin_utils._ports import is_loopback
@@ -79,9 +80,11 @@ class Table:
             raise TableError("%s: %s is a row of the collection's table; give your row an id of your own (say "
                              "USER-1): the collection's rows cannot be changed or reopened, only accepted where "
                              "they allow it (sparkops_accept)" % (where, row["id"]))
-        if isinstance(row, dict) and (row.get("detect") or {}).get("rule"):
-            raise TableError("%s: detect.rule names a rule of the collection's code; a row of your own detects by "
-                             "detect.patterns (lines of the engine's log) only" % where)
+        for key in ("rule", "watch"):
+            if isinstance(row, dict) and isinstance(row.get("detect"), dict) and row["detect"].get(key):
+                raise TableError("%s: detect.%s names a check of the collection's code; a row of your own detects "
+                                 "by detect.patterns (lines of the engine's log) and detect.kernel_patterns (lines "
+                                 "of the kernel's log) only" % (where, key))
         self._add(row, where)
         self.extra.add(row["id"])
 
@@ -100,12 +103,21 @@ class Table:
         if "sources_hardware" in row and not (isinstance(row["sources_hardware"], str) and row["sources_hardware"].strip()):
             raise TableError("%s (%s): sources_hardware must name the hardware the sources report on" % (where, row["id"]))
         detect = row.get("detect") or {}
-        for pattern in detect.get("patterns") or []:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise TableError("%s (%s): pattern %r is not a regular expression: %s"
-                                 % (where, row["id"], pattern, exc))
+        if not isinstance(detect, dict):
+            raise TableError("%s (%s): detect must be a mapping (rule, patterns, kernel_patterns, watch)"
+                             % (where, row["id"]))
+        for key in ("patterns", "kernel_patterns"):
+            patterns = detect.get(key) or []
+            if not isinstance(patterns, list):
+                raise TableError("%s (%s): detect.%s must be a list of regular expressions" % (where, row["id"], key))
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as exc:
+                    raise TableError("%s (%s): detect.%s: %r is not a regular expression: %s"
+                                     % (where, row["id"], key, pattern, exc))
+        if detect.get("watch") is not None and detect["watch"] not in WATCH_KINDS:
+            raise TableError("%s (%s): detect.watch must be one of %s" % (where, row["id"], ", ".join(WATCH_KINDS)))
         versions = row.get("versions")
         if versions is not None:
             if not isinstance(versions, dict) or not versions or set(versions) - {"from", "before"}:
@@ -155,10 +167,18 @@ class Table:
         return self.rows[row_id]["accept"]
 
     def log_patterns(self):
-        """Rows with log patterns, as the load watch takes them (id, title, fix, source, patterns)."""
-        return [{"id": r["id"], "title": r["title"], "fix": r["fix"] if not _fields(r["fix"]) else r["title"],
-                 "source": "; ".join(r["sources"]), "patterns": list(r["detect"]["patterns"])}
-                for r in self.rows.values() if (r.get("detect") or {}).get("patterns")]
+        """Rows that name what a log or the watchdog shows, as the load watch (patterns: the
+        engine's log) and the watchdog (kernel_patterns: the kernel's log; watch: its own
+        findings) take them: id, title, fix, source, patterns, kernel_patterns, watch."""
+        out = []
+        for r in self.rows.values():
+            detect = r.get("detect") or {}
+            if detect.get("patterns") or detect.get("kernel_patterns") or detect.get("watch"):
+                out.append({"id": r["id"], "title": r["title"], "fix": r["fix"] if not _fields(r["fix"]) else r["title"],
+                            "source": "; ".join(r["sources"]), "patterns": list(detect.get("patterns") or []),
+                            "kernel_patterns": list(detect.get("kernel_patterns") or []),
+                            "watch": detect.get("watch")})
+        return out
 
 
 class Findings:

@@ -69,6 +69,13 @@ SETTINGS = collections.OrderedDict([
                                          "process.", "plan")),
     ("sparkops_teardown_memory_wait", Setting(int, 120, "Seconds teardown waits for a stopped engine's memory to "
                                               "come back.", "plan")),
+    ("sparkops_monitoring", Setting(bool, False, "Node exporters on every node and a Prometheus on the head's "
+                                    "loopback scraping the nodes, vLLM and Ray (role `monitoring`); the scrape "
+                                    "targets also as file_sd JSON for a Prometheus you run; false stops what it "
+                                    "turned on.", "plan")),
+    ("sparkops_watchdog", Setting(bool, False, "A timer on every node that checks its engine rank and kernel log, "
+                                  "and a real completion probe on the head; incidents name the known failure (role "
+                                  "`watchdog`); false removes the timer.", "plan")),
     ("sparkops_persistent", Setting(bool, False, "systemd units on every node start the engine containers and "
                                     "`vllm serve` after a boot, in the deploy's order; false removes them.", "plan")),
     ("sparkops_engine_keep_previous", Setting(bool, True, "Before the engine moves to another image, every node "

@@ -13,40 +13,23 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
+from _containers import node_and_engine, sh
+
 REPO = Path(__file__).resolve().parents[2]
-NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
-ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
 PORT = 18631
 STATE = "/var/log/sparkops"
 SUPERVISOR = REPO / "roles" / "vllm_serve" / "files" / "supervisor.py"
 
 
-def sh(*argv, check=True, timeout=120):
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and done.returncode:
-        raise AssertionError("%s: rc %d\n%s%s" % (" ".join(argv), done.returncode, done.stdout, done.stderr))
-    return done
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    """A node container (the simulated node image, the host's Docker socket) and an engine
-    container in its network namespace, removed afterwards."""
-    name = "sparkops-test-%s" % uuid.uuid4().hex[:8]
-    node, engine = name + "-node", name + "-engine"
-    try:
-        sh("docker", "run", "-d", "--name", node, "-v", "/var/run/docker.sock:/var/run/docker.sock",
-           "--entrypoint", "sleep", NODE_IMAGE, "infinity")
-        sh("docker", "run", "-d", "--name", engine, "--network", "container:" + node, "--entrypoint", "sleep",
-           ENGINE_IMAGE, "infinity")
-        yield node, engine
-    finally:
-        sh("docker", "rm", "-f", node, engine, check=False)
+    """A node container and an engine container in its network namespace (conftest)."""
+    with node_and_engine() as pair:
+        yield pair
 
 
 def render(tmp_path, engine, rank, command, load_timeout=60):

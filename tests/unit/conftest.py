@@ -14,7 +14,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 # `ansible_collections.sparkops.cluster` -> this checkout (.collections holds a symlink)
 sys.path.insert(0, str(REPO / ".collections"))
 
-_PROMPT = re.compile(r"^(\S+@\S+:\S*\$ |\$ |# )?(ibdev2netdev|ib_write_bw|nvidia-smi|arping|ping|ip|cat|ssh)\b")
+_PROMPT = re.compile(r"^(\S+@\S+:\S*\$ |\$ |# )?(ibdev2netdev|ib_write_bw|nvidia-smi|arping|ping|ip|cat|ssh|dmesg|journalctl)\b")
 
 
 def fixture(name: str) -> str:

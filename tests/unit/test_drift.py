@@ -181,7 +181,7 @@ def test_a_pinned_gid_index_is_judged_on_every_nodes_table(tmp_path):
 
 # --- rows whose sources report on other hardware than a DGX Spark (the table's review) --------
 MARKED = {"KF-10": "a Tesla T10 beside an RTX 3060", "KF-11": "an 8-GPU server", "KF-19": "two 8-GPU servers over RoCE",
-          "KF-20": "any GPU"}
+          "KF-20": "any GPU", "KF-43": "a Jetson Orin", "KF-112": "any Linux host"}
 
 
 def test_rows_whose_sources_are_about_other_hardware_say_so_in_the_refusal():

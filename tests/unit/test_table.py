@@ -109,10 +109,19 @@ def test_a_users_table_adds_rows_and_reopens_none():
     for row, words in [(dict(USER_ROW, id="PLAN-9", accept=True), "PLAN-9 is a row of the collection's table; give "
                                                                   "your row an id of your own"),
                        (dict(USER_ROW, id="USER-2", detect={"rule": "heads_divide"}), "detects by detect.patterns"),
-                       (dict(USER_ROW, id="USER-3", accept="yes"), "accept must be true or false")]:
+                       (dict(USER_ROW, id="USER-3", accept="yes"), "accept must be true or false"),
+                       (dict(USER_ROW, id="USER-4", detect={"watch": "stopped_rank"}), "detect.watch names a check"),
+                       (dict(USER_ROW, id="USER-5", detect={"kernel_patterns": ["nfs: ("]}),
+                        "detect.kernel_patterns: 'nfs: (' is not a regular expression"),
+                       (dict(USER_ROW, id="USER-6", detect={"kernel_patterns": "nfs"}),
+                        "detect.kernel_patterns must be a list")]:
         with pytest.raises(_rules.TableError, match=re.escape(words)):
             table.extend(row, "/srv/infra/data/known_failures.yml")
     assert not table.acceptable("PLAN-9")
+    # a row of yours may watch the kernel's log: the watchdog matches it
+    table.extend(dict(USER_ROW, id="USER-7", detect={"kernel_patterns": ["nfs: server \\S+ not responding"]}), "ours")
+    assert next(p for p in table.log_patterns() if p["id"] == "USER-7")["kernel_patterns"] == [
+        "nfs: server \\S+ not responding"]
 
 
 def test_every_row_says_whether_it_can_be_accepted_and_hard_rows_cannot():
