@@ -1,8 +1,9 @@
 # Copyright (c) sparkops.cluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rates and ratios of a weights-distribution benchmark (scripts/bench/sync.yml writes the
-measurements: bytes and seconds), or the phases of a scale benchmark (scripts/bench/scale.py:
-the deploy at several cluster sizes), written as one JSON file and one PNG plot:
+measurements: bytes and seconds), the phases of a scale benchmark (scripts/bench/scale.py:
+the deploy at several cluster sizes), or the cold start's timeline (scripts/bench/coldstart.py:
+every phase on every node), written as one JSON file and one PNG plot:
 
   python3 scripts/bench_report.py RAW.json OUT_STEM
 
@@ -16,6 +17,7 @@ image rounds time the engine image's archive crossing the rail as one rsync per 
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 
@@ -225,18 +227,147 @@ def serving_plot(result, path):
     plt.close(fig)
 
 
+# The cold start's phases, in the flow's order: a task of the deploy belongs to the first
+# phase whose test it passes (its role, action, task or play name, from the timeline callback).
+COLDSTART_PHASES = (
+    ("preflight", lambda r: r["play"].startswith(("Preflight", "Node facts", "The nodes to act on"))),
+    ("host setup", lambda r: _role(r) in ("os_hardening", "netplan", "confirmed_apply", "firewall")),
+    ("image", lambda r: _role(r) == "engine_image" or (_role(r) == "model_sync" and "image" in r["task"].lower())),
+    ("checksums", lambda r: r["action"].endswith("model_manifest")),
+    ("weights copy", lambda r: r["action"].endswith("model_copy")),
+    ("weights, other", lambda r: _role(r) == "model_sync"),
+    ("Ray", lambda r: _role(r) == "engine_container"),
+    ("first token", lambda r: "Read the API as a client would" in r["task"]),
+    ("engine load", lambda r: _role(r) == "vllm_serve"),
+    ("other", lambda r: True),
+)
+
+
+def _role(record):
+    return (record.get("role") or "").rsplit(".", 1)[-1]
+
+
+def coldstart_phase(record):
+    return next(name for name, test in COLDSTART_PHASES if test(record))
+
+
+def _rails(ifaces):
+    """A node's rail interfaces (systemd names a ConnectX-7 port with its physical port:
+    enp1s0f1np1, enP2p1s0f1np1) and its others."""
+    rail = re.compile(r"np\d+$")
+    return ({k: v for k, v in ifaces.items() if rail.search(k)}, {k: v for k, v in ifaces.items() if not rail.search(k)})
+
+
+def coldstart_report(raw):
+    """Each phase's start and end on each node (seconds from the deploy's first task), its busy
+    seconds, the bytes each node received and sent on its rails and elsewhere, the CPU-s split,
+    and the copy's and the checksums' rates against the head's raw read and one TCP stream."""
+    records = [r for r in raw["timeline"] if r["status"] != "skipped"]
+    t0 = min(r["start"] for r in raw["timeline"])
+    t_end = max(r["end"] for r in raw["timeline"])
+    nodes = sorted({r["host"] for r in records if r["host"] != "localhost"},
+                   key=lambda h: list(raw["counters"]["before"]).index(h) if h in raw["counters"]["before"] else 99)
+    phases = {}
+    for r in records:
+        name = coldstart_phase(r)
+        cell = phases.setdefault(name, {}).setdefault(r["host"], {"start": r["start"], "end": r["end"], "busy": 0.0,
+                                                                  "tasks": 0})
+        cell["start"], cell["end"] = min(cell["start"], r["start"]), max(cell["end"], r["end"])
+        cell["busy"] += r["end"] - r["start"]
+        cell["tasks"] += 1
+    table = []
+    for name, _test in COLDSTART_PHASES:
+        if name not in phases:
+            continue
+        cells = phases[name]
+        table.append({"phase": name,
+                      "start": round(min(c["start"] for c in cells.values()) - t0, 1),
+                      "end": round(max(c["end"] for c in cells.values()) - t0, 1),
+                      "per_node": {h: {"start": round(c["start"] - t0, 1), "end": round(c["end"] - t0, 1),
+                                       "busy": round(c["busy"], 1), "tasks": c["tasks"]} for h, c in cells.items()}})
+    moved = {}
+    for node in raw["counters"]["after"]:
+        after, before = raw["counters"]["after"][node], raw["counters"]["before"][node]
+        delta = {k: [after[k][0] - before.get(k, [0, 0])[0], after[k][1] - before.get(k, [0, 0])[1]] for k in after}
+        rails, others = _rails(delta)
+        moved[node] = {"rails_rx": sum(v[0] for v in rails.values()), "rails_tx": sum(v[1] for v in rails.values()),
+                       "other_rx": sum(v[0] for v in others.values()), "other_tx": sum(v[1] for v in others.values())}
+    base = raw["baseline"]
+    weights = base["weights"]["bytes"]
+    copy = next((row for row in table if row["phase"] == "weights copy"), None)
+    sums = next((row for row in table if row["phase"] == "checksums"), None)
+    read_bps = base["head_raw_read"][0] / base["head_raw_read"][1]
+    tcp_bps = base["one_tcp_stream_rail1"][0] / base["one_tcp_stream_rail1"][1]
+    receivers = len(nodes) - 1
+    rates = {
+        "head_raw_read_GBps": rate(*base["head_raw_read"]),
+        "one_tcp_stream_rail1_GBps": rate(*base["one_tcp_stream_rail1"]),
+        "head_checksums_alone_GBps": rate(weights, base["head_checksum_seconds"]),
+        # the ballast (most of the bytes) crossing to every receiver, over the copy phase's span
+        "copy_ballast_to_all_receivers_GBps": rate(weights * receivers, copy["end"] - copy["start"]) if copy else None,
+        "copy_per_receiver_GBps": rate(weights, copy["end"] - copy["start"]) if copy else None,
+    }
+    if sums:
+        rates["checksums_per_node_GBps"] = {h: rate(weights, c["busy"]) for h, c in sums["per_node"].items()}
+    rates["copy_per_receiver_to_one_tcp_stream"] = ratio(rates["copy_per_receiver_GBps"], rates["one_tcp_stream_rail1_GBps"])
+    rates["copy_to_head_raw_read"] = ratio(rates["copy_ballast_to_all_receivers_GBps"], rates["head_raw_read_GBps"])
+    return {"when": raw["when"], "cpus": raw["cpus"], "nodes": nodes, "ballast": raw["ballast"],
+            "deploy_seconds": raw["deploy"]["seconds"], "timeline_seconds": round(t_end - t0, 1),
+            "cpu_seconds": raw["deploy"]["cpu_seconds"], "phases": table, "bytes_moved": moved, "rates": rates,
+            "baseline": {"read_Bps": round(read_bps), "tcp_Bps": round(tcp_bps)},
+            "simulation": "every simulated node runs its engine containers on this machine's one Docker engine, "
+                          "which has the engine image: no node lacks it, so the image phase is the build on the head "
+                          "(from Docker's build cache after the first run) and the ID checks, and no image copy runs"}
+
+
+def coldstart_plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row["phase"] for row in result["phases"]]
+    colours = dict(zip(names, plt.get_cmap("tab10").colors))
+    hosts = result["nodes"] + (["localhost"] if any("localhost" in row["per_node"] for row in result["phases"]) else [])
+    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.7 * len(hosts)), dpi=100)
+    for y, host in enumerate(reversed(hosts)):
+        for row in result["phases"]:
+            cell = row["per_node"].get(host)
+            if cell:
+                ax.barh(y, cell["end"] - cell["start"], left=cell["start"], height=0.6, color=colours[row["phase"]],
+                        label=row["phase"])
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend([unique[n] for n in names if n in unique], [n for n in names if n in unique], fontsize=7, ncol=5,
+              loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(hosts) > 3 else -0.3))
+    ax.set_yticks(range(len(hosts)), list(reversed(hosts)), fontsize=8)
+    ax.set_xlabel("seconds from the deploy's first task")
+    rates = result["rates"]
+    ax.set_title("Cold start to the first token: %.0f s, %d nodes, %.1f GiB of ballast; copy %.2f GB/s per receiver "
+                 "(one TCP stream %.2f), head read %.2f GB/s" % (
+                     result["deploy_seconds"], len(result["nodes"]), result["ballast"]["bytes"] / 2 ** 30,
+                     rates["copy_per_receiver_GBps"] or 0, rates["one_tcp_stream_rail1_GBps"] or 0,
+                     rates["head_raw_read_GBps"] or 0), fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as fh:
         raw = json.load(fh)
-    kind = "scale" if "runs" in raw else raw.get("kind", "sync")  # scripts/bench/scale.py, serving.yml, sync.yml
-    if kind in ("scale", "serving"):
-        result = scale_report(raw) if kind == "scale" else serving_report(raw)
+    # scripts/bench/scale.py, serving.yml, coldstart.py, sync.yml
+    kind = "scale" if "runs" in raw else raw.get("kind", "sync")
+    if kind in ("scale", "serving", "coldstart"):
+        make, draw = {"scale": (scale_report, scale_plot), "serving": (serving_report, serving_plot),
+                      "coldstart": (coldstart_report, coldstart_plot)}[kind]
+        result = make(raw)
         with open(sys.argv[2] + ".json", "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
             fh.write("\n")
-        (scale_plot if kind == "scale" else serving_plot)(result, sys.argv[2] + ".png")
+        draw(result, sys.argv[2] + ".png")
         print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=2))
         return
     result = report(raw)
