@@ -55,6 +55,15 @@ def _weights_diff(node, head, host="node"):
     return diff
 
 
+def _verified_copy(head, streamed=None, itemized=None):
+    """The head's checksums of the files a verified rsync transfer wrote on a node: those the
+    streams sent (model_copy, --ignore-times: every listed file) and those the exact pass
+    itemized as written."""
+    if not isinstance(head, dict):
+        raise AnsibleFilterError("verified_copy: give the head's 'manifest' of model_manifest, got %s" % type(head).__name__)
+    return _sync.verified_copy(head, list(streamed or []) + _sync.itemized_received(itemized))
+
+
 class FilterModule:
     def filters(self):
-        return {"weights_diff": _weights_diff}
+        return {"weights_diff": _weights_diff, "verified_copy": _verified_copy}

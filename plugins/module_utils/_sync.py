@@ -92,7 +92,7 @@ def save_cache(path, entries):
         raise
 
 
-def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
+def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS, known=None):
     """Every file under root, symlinks followed, as {relpath: {size, sha256, link}}.
 
     The checksums are computed `jobs` files at a time (threads: hashlib releases the GIL
@@ -105,6 +105,12 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
     "cached" counts the files taken from the cache, "hashed_bytes" the bytes read. A file
     whose ctime is less than racy_ns before the walk began is hashed but left out of the
     cache (its key may not show a write in the same clock tick).
+
+    known: None, or {relpath: {size, sha256}}: a file not in the cache whose size is the
+    known one takes the known checksum instead of being read ("trusted" counts them, and
+    "trusted_bytes" their bytes); it enters the cache like a hashed one. The caller vouches
+    for its bytes (model_sync: a verified rsync transfer of a file whose checksum the head
+    computed and which has not changed on the head since).
 
     link is the symlink target when the path (or a directory above it) is a link: a
     copy that keeps such links gives the receiving node links into a cache it does not
@@ -143,7 +149,7 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
             keys[rel] = (real, cache_key(st))
     result = {"root": root, "files": files, "dangling": dangling, "skipped": skipped,
               "total_bytes": sum(f["size"] for f in files.values()), "count": len(files),
-              "cached": 0, "hashed_bytes": 0}
+              "cached": 0, "hashed_bytes": 0, "trusted": 0, "trusted_bytes": 0}
     if not checksum:
         return result
     for rel in files:
@@ -152,6 +158,12 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
         if hit is not None and hit[:5] == key:
             files[rel]["sha256"] = hit[5]
             result["cached"] += 1
+            continue
+        vouched = (known or {}).get(rel)
+        if isinstance(vouched, dict) and vouched.get("size") == files[rel]["size"] and _is_sha256(vouched.get("sha256")):
+            files[rel]["sha256"] = vouched["sha256"]
+            result["trusted"] += 1
+            result["trusted_bytes"] += files[rel]["size"]
     order = sorted((r for r in files if files[r]["sha256"] is None), key=lambda r: (-files[r]["size"], r))
     if order:
         with ThreadPoolExecutor(max_workers=min(jobs or default_jobs(), len(order))) as pool:
@@ -166,6 +178,29 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
                 entries[real] = key + [files[rel]["sha256"]]
         result["cache"] = entries
     return result
+
+
+def itemized_received(lines):
+    """The files an rsync run wrote on the receiving side, from its --itemize-changes lines
+    (">f" then the change flags, a space, the path; a path with a character rsync escapes,
+    such as a newline, comes escaped and names no file of the manifest)."""
+    out = []
+    for line in lines or []:
+        if isinstance(line, str) and line.startswith(">f") and " " in line:
+            out.append(line.split(" ", 1)[1])
+    return out
+
+
+def verified_copy(head, sent):
+    """{relpath: {size, sha256}} of the head's manifest for the files a verified transfer
+    wrote (sent: their relpaths), the checksums model_manifest may take for them (known)."""
+    files = (head or {}).get("files") or {}
+    return {rel: {"size": files[rel]["size"], "sha256": files[rel]["sha256"]}
+            for rel in sent or [] if rel in files and _is_sha256(files[rel].get("sha256"))}
+
+
+def _is_sha256(value):
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def safe_model_path(path, roots, ismount=os.path.ismount):

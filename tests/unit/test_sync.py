@@ -300,3 +300,44 @@ def test_split_streams_refuses_a_bad_count(streams):
 ])
 def test_rsync_local_dest_follows_rsyncs_rule(dest, local):
     assert _sync.rsync_local_dest(dest) == local
+
+
+# --- no second full read: the checksums a verified copy vouches for (model_sync, #41) ---------
+ITEMIZED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "rsync_itemize_changes.txt")
+
+
+def test_the_files_rsync_wrote_are_read_from_its_itemized_output():
+    with open(ITEMIZED) as fh:
+        lines = fh.read().splitlines()
+    # deletions, directories and the root's time are no written file; an escaped name stays escaped
+    assert _sync.itemized_received(lines) == ["model-00001-of-00002.safetensors", "sub/with space.safetensors",
+                                              "config.json", "new\\#012line.bin"]
+    assert _sync.itemized_received(None) == [] and _sync.itemized_received([None, 3, ">f"]) == []
+
+
+def test_a_verified_copy_vouches_only_for_what_it_wrote_and_the_head_hashed(tmp_path):
+    (tmp_path / "a.safetensors").write_bytes(b"a" * 10)
+    (tmp_path / "config.json").write_bytes(CONFIG)
+    head = _sync.manifest(str(tmp_path))
+    head["files"]["unhashed.bin"] = {"size": 1, "sha256": None, "link": None}
+    known = _sync.verified_copy(head, ["a.safetensors", "unhashed.bin", "not-on-the-head"])
+    assert known == {"a.safetensors": {"size": 10, "sha256": hashlib.sha256(b"a" * 10).hexdigest()}}
+
+
+def test_known_checksums_are_taken_by_size_and_cached_and_a_wrong_size_is_read(tmp_path):
+    node = tmp_path / "node"
+    node.mkdir()
+    (node / "a.safetensors").write_bytes(b"a" * 10)
+    (node / "b.safetensors").write_bytes(b"b" * 20)
+    (node / "config.json").write_bytes(CONFIG)
+    vouched = "f" * 64  # not the file's real SHA-256: the manifest takes what it is given
+    known = {"a.safetensors": {"size": 10, "sha256": vouched},
+             "b.safetensors": {"size": 21, "sha256": "0" * 64},   # another size: read
+             "config.json": {"size": len(CONFIG), "sha256": "not hex"}}  # not a SHA-256: read
+    first = _sync.manifest(str(node), cache={}, racy_ns=0, known=known)
+    assert first["files"]["a.safetensors"]["sha256"] == vouched
+    assert first["files"]["b.safetensors"]["sha256"] == hashlib.sha256(b"b" * 20).hexdigest()
+    assert first["trusted"] == 1 and first["trusted_bytes"] == 10 and first["hashed_bytes"] == 20 + len(CONFIG)
+    # what was taken enters the cache: the next listing reads nothing
+    second = _sync.manifest(str(node), cache=first["cache"], racy_ns=0)
+    assert second["cached"] == 3 and second["hashed_bytes"] == 0 and second["files"] == first["files"]
