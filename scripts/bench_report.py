@@ -233,7 +233,8 @@ COLDSTART_PHASES = (
     ("preflight", lambda r: r["play"].startswith(("Preflight", "Node facts", "The nodes to act on"))),
     ("host setup", lambda r: _role(r) in ("os_hardening", "netplan", "confirmed_apply", "firewall")),
     ("image", lambda r: _role(r) == "engine_image" or (_role(r) == "model_sync" and "image" in r["task"].lower())),
-    ("checksums", lambda r: r["action"].endswith("model_manifest")),
+    ("checksums, first listing", lambda r: r["action"].endswith("model_manifest") and r["task"].startswith("List the model")),
+    ("checksums, after the copy", lambda r: r["action"].endswith("model_manifest")),
     ("weights copy", lambda r: r["action"].endswith("model_copy")),
     ("weights, other", lambda r: _role(r) == "model_sync"),
     ("Ray", lambda r: _role(r) == "engine_container"),
@@ -258,7 +259,7 @@ def _rails(ifaces):
     return ({k: v for k, v in ifaces.items() if rail.search(k)}, {k: v for k, v in ifaces.items() if not rail.search(k)})
 
 
-def coldstart_report(raw):
+def _coldstart_report(raw):
     """Each phase's start and end on each node (seconds from the deploy's first task), its busy
     seconds, the bytes each node received and sent on its rails and elsewhere, the CPU-s split,
     and the copy's and the checksums' rates against the head's raw read and one TCP stream."""
@@ -275,8 +276,9 @@ def coldstart_report(raw):
         cell["start"], cell["end"] = min(cell["start"], r["start"]), max(cell["end"], r["end"])
         cell["busy"] += r["end"] - r["start"]
         cell["tasks"] += 1
-    table = []
-    for name, _test in COLDSTART_PHASES:
+    table = []  # in the order the phases began
+    for name, _test in sorted(COLDSTART_PHASES, key=lambda p: min((c["start"] for c in phases.get(p[0], {}).values()),
+                                                                    default=0)):
         if name not in phases:
             continue
         cells = phases[name]
@@ -285,6 +287,10 @@ def coldstart_report(raw):
                       "end": round(max(c["end"] for c in cells.values()) - t0, 1),
                       "per_node": {h: {"start": round(c["start"] - t0, 1), "end": round(c["end"] - t0, 1),
                                        "busy": round(c["busy"], 1), "tasks": c["tasks"]} for h, c in cells.items()}})
+    # every task on every host, as drawn: [start, end, phase] from the deploy's first task
+    segments = {}
+    for r in records:
+        segments.setdefault(r["host"], []).append([round(r["start"] - t0, 2), round(r["end"] - t0, 2), coldstart_phase(r)])
     moved = {}
     for node in raw["counters"]["after"]:
         after, before = raw["counters"]["after"][node], raw["counters"]["before"][node]
@@ -295,7 +301,8 @@ def coldstart_report(raw):
     base = raw["baseline"]
     weights = base["weights"]["bytes"]
     copy = next((row for row in table if row["phase"] == "weights copy"), None)
-    sums = next((row for row in table if row["phase"] == "checksums"), None)
+    sums = next((row for row in table if row["phase"] == "checksums, first listing"), None)
+    again = next((row for row in table if row["phase"] == "checksums, after the copy"), None)
     read_bps = base["head_raw_read"][0] / base["head_raw_read"][1]
     tcp_bps = base["one_tcp_stream_rail1"][0] / base["one_tcp_stream_rail1"][1]
     receivers = len(nodes) - 1
@@ -307,17 +314,70 @@ def coldstart_report(raw):
         "copy_ballast_to_all_receivers_GBps": rate(weights * receivers, copy["end"] - copy["start"]) if copy else None,
         "copy_per_receiver_GBps": rate(weights, copy["end"] - copy["start"]) if copy else None,
     }
-    if sums:
-        rates["checksums_per_node_GBps"] = {h: rate(weights, c["busy"]) for h, c in sums["per_node"].items()}
+    if sums and raw["timeline"]:
+        head = nodes[0] if nodes else None
+        cell = sums["per_node"].get(head)
+        rates["head_first_listing_GBps"] = rate(weights, cell["busy"]) if cell else None
+    if again:
+        rates["after_copy_listing_seconds_per_node"] = {h: c["busy"] for h, c in again["per_node"].items()}
     rates["copy_per_receiver_to_one_tcp_stream"] = ratio(rates["copy_per_receiver_GBps"], rates["one_tcp_stream_rail1_GBps"])
     rates["copy_to_head_raw_read"] = ratio(rates["copy_ballast_to_all_receivers_GBps"], rates["head_raw_read_GBps"])
     return {"when": raw["when"], "cpus": raw["cpus"], "nodes": nodes, "ballast": raw["ballast"],
             "deploy_seconds": raw["deploy"]["seconds"], "timeline_seconds": round(t_end - t0, 1),
-            "cpu_seconds": raw["deploy"]["cpu_seconds"], "phases": table, "bytes_moved": moved, "rates": rates,
+            "cpu_seconds": raw["deploy"]["cpu_seconds"], "phases": table, "segments": segments, "bytes_moved": moved,
+            "rates": rates,
             "baseline": {"read_Bps": round(read_bps), "tcp_Bps": round(tcp_bps)},
+            "projection": None,
             "simulation": "every simulated node runs its engine containers on this machine's one Docker engine, "
                           "which has the engine image: no node lacks it, so the image phase is the build on the head "
                           "(from Docker's build cache after the first run) and the ID checks, and no image copy runs"}
+
+
+# Public figures for the projection to 4 DGX Sparks and a 397 GB checkpoint (not measured here).
+SPARK = {
+    "checkpoint_bytes": 397e9,
+    # a cold read of safetensors on a DGX Spark's NVMe through a pinned bounce buffer
+    "nvme_read_Bps": 5.1e9, "nvme_read_source": "vcruz305/vllm-exl3 PR #28 (GB10: 5.1 GB/s cold, 27.2 warm)",
+    # RDMA write per rail, two rails per node
+    "rail_Bps": 97.28e9 / 8, "rails": 2, "rail_source": "NVIDIA/dgx-spark-playbooks PR #108 (ib_write_bw 97.28 Gb/s)",
+    # vLLM's own load of Qwen3.5-397B int4 once the weights are on every node
+    "load_s": 150, "load_source": "eugr/spark-vllm-docker #82 (about 2.5 minutes)",
+}
+
+
+def coldstart_projection(result, nodes=4, spark=None):
+    """The cold start of 4 Sparks and a 397 GB checkpoint, phase by phase, from public figures
+    and this run's shape: the head hashes the weights at its disk's rate (SHA-256 on 10+ cores
+    outruns one NVMe), the receivers copy at once at the fraction of the head's read rate this
+    run's copy reached (its bytes to all receivers over its span, against the raw read), each
+    receiver hashes again after the copy (before) or takes the head's checksums (after), then
+    vLLM loads; the rest (preflight, host setup, Ray, orchestration) as measured here, an upper
+    bound on a 2-CPU machine that runs all the nodes."""
+    spark = spark or SPARK
+    w, read = spark["checkpoint_bytes"], spark["nvme_read_Bps"]
+    receivers = nodes - 1
+    factor = result["rates"].get("copy_to_head_raw_read") or 1.0
+    egress = spark["rail_Bps"] * spark["rails"]
+    copy_s = max(receivers * w / (min(factor, 1.0) * read), receivers * w / egress)
+    measured = {row["phase"]: row["end"] - row["start"] for row in result["phases"]}
+    rest = sum(v for k, v in measured.items() if k in ("preflight", "host setup", "Ray", "other", "weights, other",
+                                                        "image", "first token"))
+    phases = {"preflight, host setup, Ray, orchestration (measured here)": round(rest),
+              "head hashes the checkpoint": round(w / read),
+              "copy to %d receivers at once" % receivers: round(copy_s),
+              "receivers hash the copy again": round(w / read),
+              "vLLM loads": spark["load_s"]}
+    before = sum(phases.values())
+    after = before - phases["receivers hash the copy again"]
+    return {"nodes": nodes, "checkpoint_GB": w / 1e9, "copy_factor_of_head_read": factor, "phases_s": phases,
+            "total_s_before": before, "total_s_after_trusted_copy": after,
+            "sources": {k: v for k, v in spark.items() if k.endswith("_source")}}
+
+
+def coldstart_report(raw):
+    result = _coldstart_report(raw)
+    result["projection"] = coldstart_projection(result)
+    return result
 
 
 def coldstart_plot(result, path):
@@ -330,11 +390,9 @@ def coldstart_plot(result, path):
     hosts = result["nodes"] + (["localhost"] if any("localhost" in row["per_node"] for row in result["phases"]) else [])
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.7 * len(hosts)), dpi=100)
     for y, host in enumerate(reversed(hosts)):
-        for row in result["phases"]:
-            cell = row["per_node"].get(host)
-            if cell:
-                ax.barh(y, cell["end"] - cell["start"], left=cell["start"], height=0.6, color=colours[row["phase"]],
-                        label=row["phase"])
+        # each task as it ran on this host, coloured by its phase (a phase's tasks may interleave)
+        for start, end, phase in result["segments"].get(host, []):
+            ax.barh(y, max(end - start, 0.05), left=start, height=0.6, color=colours[phase], label=phase)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend([unique[n] for n in names if n in unique], [n for n in names if n in unique], fontsize=7, ncol=5,
