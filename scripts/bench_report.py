@@ -233,7 +233,7 @@ COLDSTART_PHASES = (
     ("preflight", lambda r: r["play"].startswith(("Preflight", "Node facts", "The nodes to act on"))),
     ("host setup", lambda r: _role(r) in ("os_hardening", "netplan", "confirmed_apply", "firewall")),
     ("image", lambda r: _role(r) == "engine_image" or (_role(r) == "model_sync" and "image" in r["task"].lower())),
-    ("checksums, first listing", lambda r: r["action"].endswith("model_manifest") and r["task"].startswith("List the model")),
+    ("checksums, first listing", lambda r: r["action"].endswith("model_manifest") and "List the model directory" in r["task"]),
     ("checksums, after the copy", lambda r: r["action"].endswith("model_manifest")),
     ("weights copy", lambda r: r["action"].endswith("model_copy")),
     ("weights, other", lambda r: _role(r) == "model_sync"),
@@ -359,9 +359,12 @@ def coldstart_projection(result, nodes=4, spark=None):
     factor = result["rates"].get("copy_to_head_raw_read") or 1.0
     egress = spark["rail_Bps"] * spark["rails"]
     copy_s = max(receivers * w / (min(factor, 1.0) * read), receivers * w / egress)
-    measured = {row["phase"]: row["end"] - row["start"] for row in result["phases"]}
-    rest = sum(v for k, v in measured.items() if k in ("preflight", "host setup", "Ray", "other", "weights, other",
-                                                        "image", "first token"))
+    span = {row["phase"]: row["end"] - row["start"] for row in result["phases"]}
+    serve = [row for row in result["phases"] if row["phase"] in ("engine load", "first token")]
+    # the run's time outside the phases projected (the copy, both listings, vLLM's load to its first token)
+    rest = result["timeline_seconds"] - sum(span.get(k, 0) for k in ("weights copy", "checksums, first listing",
+                                                                      "checksums, after the copy")) - (
+        max(r["end"] for r in serve) - min(r["start"] for r in serve) if serve else 0)
     phases = {"preflight, host setup, Ray, orchestration (measured here)": round(rest),
               "head hashes the checkpoint": round(w / read),
               "copy to %d receivers at once" % receivers: round(copy_s),
@@ -386,7 +389,7 @@ def coldstart_plot(result, path):
     import matplotlib.pyplot as plt
 
     names = [row["phase"] for row in result["phases"]]
-    colours = dict(zip(names, plt.get_cmap("tab10").colors))
+    colours = dict(zip(names, plt.get_cmap("tab20").colors))
     hosts = result["nodes"] + (["localhost"] if any("localhost" in row["per_node"] for row in result["phases"]) else [])
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.7 * len(hosts)), dpi=100)
     for y, host in enumerate(reversed(hosts)):
