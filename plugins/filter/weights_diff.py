@@ -64,6 +64,16 @@ def _verified_copy(head, streamed=None, itemized=None):
     return _sync.verified_copy(head, list(streamed or []) + _sync.itemized_received(itemized))
 
 
+def _relay_plan(order, head, diffs, relay=True):
+    """Who sends each node its files (model_sync's relay or fan-out): _sync.relay_plan."""
+    if not isinstance(order, (list, tuple)) or not isinstance(diffs, dict):
+        raise AnsibleFilterError("relay_plan: give the nodes in play order and {node: weights_diff result}")
+    try:
+        return _sync.relay_plan(list(order), head, diffs, relay=bool(relay))
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("relay_plan: give weights_diff results for the nodes (%s)" % exc)
+
+
 class FilterModule:
     def filters(self):
-        return {"weights_diff": _weights_diff, "verified_copy": _verified_copy}
+        return {"weights_diff": _weights_diff, "verified_copy": _verified_copy, "relay_plan": _relay_plan}

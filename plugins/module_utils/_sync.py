@@ -289,3 +289,77 @@ def rsync_local_dest(dest):
         return None
     head = dest.split("/", 1)[0]
     return None if ":" in head else dest
+
+
+def relay_plan(order, head, diffs, relay=True):
+    """Who sends each node the files it lacks. order: the nodes in play order; diffs:
+    {node: compare() of its manifest with the head's}.
+
+    relay: the receiving nodes (those with files to copy, in play order) form a chain from
+    the head: the head sends to the first, and each receiver forwards to the next the files
+    it is receiving itself as each one lands (model_copy's wait_for), so the head's disk is
+    read once whatever the number of nodes, and every node sends and receives one copy. A
+    file the next node lacks that this node already held is sent from this node's copy. Not
+    relay: the head sends to every receiver (a fan-out: its disk and its rail carry one copy
+    per receiver).
+
+    Returns {node: {upstream, wait, clear, trusted}} for every node of order: upstream sends
+    it its files (None: nothing to receive; the head alone for a node with nothing to copy,
+    such as a dangling link, which the head's exact pass removes); wait, the files it
+    receives that its upstream is itself receiving in this copy (sent as they land there);
+    clear, the stale copies this node must remove before the copy, of files it forwards as
+    they land (a file at its path is then the one just received); trusted, the files that
+    reach it from the head through nodes that each received them in this copy, every hop a
+    verified rsync transfer (their checksum is the head's; a file forwarded from a node's
+    older copy is not).
+    """
+    plan = {h: {"upstream": None, "wait": [], "clear": [], "trusted": []} for h in order}
+    up = head
+    for host in order:
+        diff = diffs.get(host)
+        if host == head or not diff or in_sync(diff):
+            continue
+        to_copy = list(diff["to_copy"])
+        entry = plan[host]
+        if not to_copy or not relay or up == head:
+            entry.update(upstream=head, trusted=to_copy)
+        else:
+            receiving = set(diffs[up]["to_copy"])
+            missing = set(diffs[up].get("missing") or [])
+            above = set(plan[up]["trusted"])
+            entry.update(upstream=up, wait=[r for r in to_copy if r in receiving],
+                         trusted=[r for r in to_copy if r in above])
+            plan[up]["clear"] = [r for r in entry["wait"] if r not in missing]
+        if relay and to_copy:
+            up = host
+    return plan
+
+
+def ready_files(root, waiting, sizes):
+    """The files of waiting that have landed under root: a regular file at its path with
+    its size in sizes (rsync writes a file under a temporary name and renames it into place
+    once the whole file is checked; a file removed before the copy cannot be an old one)."""
+    out = []
+    for rel in waiting:
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == sizes[rel]:
+            out.append(rel)
+    return out
+
+
+def tree_bytes(root):
+    """Bytes of every regular file under root, rsync's temporary files included (a copy in
+    progress makes it grow); links are not followed."""
+    total = 0
+    for dirpath, dummy, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total

@@ -341,3 +341,59 @@ def test_known_checksums_are_taken_by_size_and_cached_and_a_wrong_size_is_read(t
     # what was taken enters the cache: the next listing reads nothing
     second = _sync.manifest(str(node), cache=first["cache"], racy_ns=0)
     assert second["cached"] == 3 and second["hashed_bytes"] == 0 and second["files"] == first["files"]
+
+
+def _diff(missing=(), differ=()):
+    return {"missing": list(missing), "differ": ["%s (checksum differs)" % r for r in differ],
+            "extra": [], "dangling": [], "to_copy": sorted(list(missing) + list(differ))}
+
+
+ORDER = ["alpha", "beta", "gamma", "delta"]
+SHARDS = ["a.safetensors", "b.safetensors", "config.json"]
+
+
+def test_a_cold_start_relays_every_file_down_the_chain_in_play_order():
+    diffs = {"alpha": _diff(), "beta": _diff(SHARDS), "gamma": _diff(SHARDS), "delta": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER, "alpha", diffs)
+    assert [plan[h]["upstream"] for h in ORDER] == [None, "alpha", "beta", "gamma"]
+    assert plan["beta"]["wait"] == [] and plan["gamma"]["wait"] == SHARDS and plan["delta"]["wait"] == SHARDS
+    assert all(plan[h]["trusted"] == SHARDS for h in ORDER[1:])  # every hop received them in this copy
+    assert all(plan[h]["clear"] == [] for h in ORDER)  # nothing stale: they were missing
+
+
+def test_a_fan_out_sends_from_the_head_and_trusts_what_it_sent():
+    diffs = {"alpha": _diff(), "beta": _diff(SHARDS), "gamma": _diff(SHARDS), "delta": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER, "alpha", diffs, relay=False)
+    assert [plan[h]["upstream"] for h in ORDER] == [None, "alpha", "alpha", "alpha"]
+    assert all(plan[h]["wait"] == [] and plan[h]["clear"] == [] and plan[h]["trusted"] == SHARDS for h in ORDER[1:])
+
+
+def test_a_relay_skips_nodes_in_sync_and_trusts_only_what_every_hop_received():
+    # beta is in sync; gamma lacks a shard and holds another config.json; delta lacks everything:
+    # gamma forwards config.json as it lands (its stale copy removed first), b.safetensors
+    # from its own older copy (not trusted: delta hashes it) and a.safetensors as it lands
+    diffs = {"alpha": _diff(), "beta": _diff(), "gamma": _diff(["a.safetensors"], ["config.json"]),
+             "delta": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER, "alpha", diffs)
+    assert plan["beta"]["upstream"] is None
+    assert plan["gamma"] == {"upstream": "alpha", "wait": [], "clear": ["config.json"],
+                             "trusted": ["a.safetensors", "config.json"]}
+    assert plan["delta"] == {"upstream": "gamma", "wait": ["a.safetensors", "config.json"], "clear": [],
+                             "trusted": ["a.safetensors", "config.json"]}
+
+
+def test_a_node_with_only_a_dangling_link_gets_the_heads_exact_pass_and_is_no_relay():
+    diffs = {"alpha": _diff(), "beta": dict(_diff(), dangling=["x"]), "gamma": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER[:3], "alpha", diffs)
+    assert plan["beta"]["upstream"] == "alpha" and plan["beta"]["trusted"] == []
+    assert plan["gamma"]["upstream"] == "alpha" and plan["gamma"]["trusted"] == SHARDS
+
+
+def test_ready_files_are_those_at_their_path_with_their_size(tmp_path):
+    (tmp_path / "whole").write_bytes(b"x" * 10)
+    (tmp_path / "partial").write_bytes(b"x" * 4)
+    (tmp_path / ".whole2.Xy12ab").write_bytes(b"x" * 10)  # rsync's temporary name
+    (tmp_path / "dir").mkdir()
+    sizes = {"whole": 10, "partial": 10, "whole2": 10, "dir": 0}
+    assert _sync.ready_files(str(tmp_path), list(sizes), sizes) == ["whole"]
+    assert _sync.tree_bytes(str(tmp_path)) == 24
