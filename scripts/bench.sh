@@ -6,7 +6,7 @@
 #   bash scripts/bench.sh scale [N ...]
 #     the deploy from scratch, a second deploy and the teardown at 4 and 8 nodes (or N ...,
 #     2 to 8; scripts/bench/scale.py): benchmarks/scale-<UTC time>.json and .png
-#   bash scripts/bench.sh coldstart [BALLAST_GIB [SHARDS]]
+#   bash scripts/bench.sh coldstart [BALLAST_GIB [SHARDS [VAR=VALUE ...]]]
 #     clean nodes to the first token, every phase on every node, with BALLAST_GIB (8) of
 #     safetensors shards copied and checked beside the tiny model (scripts/bench/coldstart.py):
 #     benchmarks/coldstart-<UTC time>.json and .png
@@ -62,7 +62,7 @@ case $what in
     summary
     ;;
   *)
-    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | coldstart [GIB [SHARDS]] | serving [-e bench_requests=32 ...]" >&2
+    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | coldstart [GIB [SHARDS [VAR=VALUE ...]]] | serving [-e bench_requests=32 ...]" >&2
     exit 2
     ;;
 esac

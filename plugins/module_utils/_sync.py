@@ -303,17 +303,17 @@ def relay_plan(order, head, diffs, relay=True):
     relay: the head sends to every receiver (a fan-out: its disk and its rail carry one copy
     per receiver).
 
-    Returns {node: {upstream, wait, clear, trusted}} for every node of order: upstream sends
+    Returns {node: {upstream, wait, stale, trusted}} for every node of order: upstream sends
     it its files (None: nothing to receive; the head alone for a node with nothing to copy,
     such as a dangling link, which the head's exact pass removes); wait, the files it
     receives that its upstream is itself receiving in this copy (sent as they land there);
-    clear, the stale copies this node must remove before the copy, of files it forwards as
+    stale, the stale copies this node must remove before the copy, of files it forwards as
     they land (a file at its path is then the one just received); trusted, the files that
     reach it from the head through nodes that each received them in this copy, every hop a
     verified rsync transfer (their checksum is the head's; a file forwarded from a node's
     older copy is not).
     """
-    plan = {h: {"upstream": None, "wait": [], "clear": [], "trusted": []} for h in order}
+    plan = {h: {"upstream": None, "wait": [], "stale": [], "trusted": []} for h in order}
     up = head
     for host in order:
         diff = diffs.get(host)
@@ -329,7 +329,7 @@ def relay_plan(order, head, diffs, relay=True):
             above = set(plan[up]["trusted"])
             entry.update(upstream=up, wait=[r for r in to_copy if r in receiving],
                          trusted=[r for r in to_copy if r in above])
-            plan[up]["clear"] = [r for r in entry["wait"] if r not in missing]
+            plan[up]["stale"] = [r for r in entry["wait"] if r not in missing]
         if relay and to_copy:
             up = host
     return plan

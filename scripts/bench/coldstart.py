@@ -3,7 +3,7 @@
 """Clean nodes to the first token, measured phase by phase (scripts/bench.sh coldstart runs
 it; not a test).
 
-    coldstart.py RAW.json [BALLAST_GIB [SHARDS]]
+    coldstart.py RAW.json [BALLAST_GIB [SHARDS [VAR=VALUE ...]]]
 
 One run: a fresh simulated cluster of 4 nodes (scripts/bench/cluster.py: rails at Docker's
 MTU 1500 until the netplan role sets 9000), the weights on the head only
@@ -17,6 +17,8 @@ every node's rail and management byte counters before and after. In the same run
 deploy: the head's raw read of the ballast and one TCP stream over rail1 (scripts/bench/sync.yml,
 page cache dropped), against which the copy's and the checksums' rates are stated. Writes
 RAW.json; scripts/bench_report.py coldstart makes the phases, the rates and the picture.
+VAR=VALUE: extra variables of the deploy (a YAML value), to measure a choice against another
+in the same benchmark, e.g. model_sync_relay=false for the head sending to every node.
 
 The simulation bends one phase: every simulated node runs its engine containers on this
 machine's one Docker engine, which has the engine image already, so no node lacks it and the
@@ -35,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -109,13 +113,20 @@ def main(argv):
         sys.exit(__doc__)
     gib = float(argv[2]) if len(argv) > 2 else 8.0
     shards = int(argv[3]) if len(argv) > 3 else 4
+    chosen = {}
+    for item in argv[4:]:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.exit("%s: give extra variables as VAR=VALUE" % item)
+        chosen[name] = yaml.safe_load(value)
     raw = {"kind": "coldstart", "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           "cpus": os.cpu_count(), "nodes": NODES, "ballast": {"bytes": int(gib * (1 << 30)), "shards": shards}}
+           "cpus": os.cpu_count(), "nodes": NODES, "ballast": {"bytes": int(gib * (1 << 30)), "shards": shards},
+           "extra_vars": chosen}
     with tempfile.TemporaryDirectory(prefix="sparkops-coldstart-") as workdir:
         work = Path(workdir)
         inventory = work / "inventory"
         extra = work / "overrides.json"
-        extra.write_text(json.dumps(scale.overrides(NODES)))
+        extra.write_text(json.dumps(dict(scale.overrides(NODES), **chosen)))
         names = ["spark-" + n for n in ("alpha", "beta", "gamma", "delta")][:NODES]  # cluster.py's names
         subprocess.run(scale.CLUSTER + ["up", str(NODES), str(inventory)], check=True, timeout=900)
         try:

@@ -358,14 +358,14 @@ def test_a_cold_start_relays_every_file_down_the_chain_in_play_order():
     assert [plan[h]["upstream"] for h in ORDER] == [None, "alpha", "beta", "gamma"]
     assert plan["beta"]["wait"] == [] and plan["gamma"]["wait"] == SHARDS and plan["delta"]["wait"] == SHARDS
     assert all(plan[h]["trusted"] == SHARDS for h in ORDER[1:])  # every hop received them in this copy
-    assert all(plan[h]["clear"] == [] for h in ORDER)  # nothing stale: they were missing
+    assert all(plan[h]["stale"] == [] for h in ORDER)  # nothing stale: they were missing
 
 
 def test_a_fan_out_sends_from_the_head_and_trusts_what_it_sent():
     diffs = {"alpha": _diff(), "beta": _diff(SHARDS), "gamma": _diff(SHARDS), "delta": _diff(SHARDS)}
     plan = _sync.relay_plan(ORDER, "alpha", diffs, relay=False)
     assert [plan[h]["upstream"] for h in ORDER] == [None, "alpha", "alpha", "alpha"]
-    assert all(plan[h]["wait"] == [] and plan[h]["clear"] == [] and plan[h]["trusted"] == SHARDS for h in ORDER[1:])
+    assert all(plan[h]["wait"] == [] and plan[h]["stale"] == [] and plan[h]["trusted"] == SHARDS for h in ORDER[1:])
 
 
 def test_a_relay_skips_nodes_in_sync_and_trusts_only_what_every_hop_received():
@@ -376,9 +376,9 @@ def test_a_relay_skips_nodes_in_sync_and_trusts_only_what_every_hop_received():
              "delta": _diff(SHARDS)}
     plan = _sync.relay_plan(ORDER, "alpha", diffs)
     assert plan["beta"]["upstream"] is None
-    assert plan["gamma"] == {"upstream": "alpha", "wait": [], "clear": ["config.json"],
+    assert plan["gamma"] == {"upstream": "alpha", "wait": [], "stale": ["config.json"],
                              "trusted": ["a.safetensors", "config.json"]}
-    assert plan["delta"] == {"upstream": "gamma", "wait": ["a.safetensors", "config.json"], "clear": [],
+    assert plan["delta"] == {"upstream": "gamma", "wait": ["a.safetensors", "config.json"], "stale": [],
                              "trusted": ["a.safetensors", "config.json"]}
 
 
