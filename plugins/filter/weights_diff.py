@@ -4,42 +4,6 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: weights_diff
-short_description: Compare a node's model manifest with the head's
-description:
-  - Compares two manifests of M(sparkops.cluster.model_manifest) - files missing on the
-    node, files of another size or checksum, extra files, dangling links.
-version_added: 0.1.0
-author: sparkops.cluster developers (@sparkops)
-positional: head, host
-options:
-  _input:
-    description: The node's manifest.
-    type: dict
-    required: true
-  head:
-    description: The head's manifest.
-    type: dict
-    required: true
-  host:
-    description: The node's name, for the summary line.
-    type: str
-    default: node
-"""
-
-EXAMPLES = r"""
-- name: Is this node's copy the head's?
-  ansible.builtin.set_fact:
-    diff: "{{ node_manifest.manifest | sparkops.cluster.weights_diff(hostvars[head].head_manifest.manifest, inventory_hostname) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: missing, differ, extra, dangling (lists), in_sync (bool) and summary (one line).
-  type: dict
-"""
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _sync

@@ -19,7 +19,7 @@ description:
     sends each file of O(wait_for) once it has landed in O(src), in O(streams) rsync processes at once, each taking
     the next file that is there (the small ones together); the other files go first. rsync writes a file under a
     temporary name and renames it into place once its checksum matched, so a file at its path with its size is
-    whole, provided no older copy of it was there: the caller removes those first (the sparkops.cluster.model_sync
+    whole, provided no older copy of it was there; the caller removes those first (the sparkops.cluster.model_sync
     role does).
   - Each rsync runs in its own process group, bounded by O(timeout) (give rsync its own C(--timeout) for a stall),
     and killed when the limit passes or the module is stopped. A stream that fails does not stop the others; the

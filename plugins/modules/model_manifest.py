@@ -61,8 +61,8 @@ options:
     default: false
   known:
     description:
-      - Checksums the caller vouches for, by path relative to O(path) (C({relpath: {size, sha256}}), the shape of
-        RV(manifest.files)). A file the cache does not hold whose size is the known one takes the known SHA-256 without
+      - Checksums the caller vouches for, by path relative to O(path) (C(relpath -> {size, sha256}), the shape of the
+        C(files) of RV(manifest)). A file the cache does not hold whose size is the known one takes the known SHA-256 without
         being read, and enters the cache. M(sparkops.cluster.model_manifest) does not check them; the role
         sparkops.cluster.model_sync passes the head's checksums of the files a verified rsync transfer has just
         written (its README says what it trusts). Ignored with O(rehash=true).
