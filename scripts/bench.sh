@@ -6,6 +6,10 @@
 #   bash scripts/bench.sh scale [N ...]
 #     the deploy from scratch, a second deploy and the teardown at 4 and 8 nodes (or N ...,
 #     2 to 8; scripts/bench/scale.py): benchmarks/scale-<UTC time>.json and .png
+#   bash scripts/bench.sh coldstart [BALLAST_GIB [SHARDS [VAR=VALUE ...]]]
+#     clean nodes to the first token, every phase on every node, with BALLAST_GIB (8) of
+#     safetensors shards copied and checked beside the tiny model (scripts/bench/coldstart.py):
+#     benchmarks/coldstart-<UTC time>.json and .png
 #   bash scripts/bench.sh serving [ansible-playbook -e options]
 #     our serving benchmark against vllm bench serve on the served simulated cluster
 #     (scripts/bench/serving.yml): benchmarks/serving-<UTC time>.json and .png
@@ -34,6 +38,17 @@ case $what in
     stage report python3 scripts/bench_report.py "$raw" "$stem"
     summary
     ;;
+  coldstart)
+    # a fresh cluster of its own: molecule's cluster makes room first
+    stage bootstrap bootstrap
+    stage images build_images
+    stage "molecule's cluster removed" molecule destroy -s cluster
+    stem=$REPO/benchmarks/coldstart-$(date -u +%Y%m%dT%H%M%SZ)
+    raw=$CACHE/bench-coldstart-raw.json
+    stage "cold start" python3 scripts/bench/coldstart.py "$raw" "$@"
+    stage report python3 scripts/bench_report.py "$raw" "$stem"
+    summary
+    ;;
   serving)
     # our benchmark and vllm bench serve on the served simulated cluster (deployed if needed)
     stage bootstrap bootstrap
@@ -47,7 +62,7 @@ case $what in
     summary
     ;;
   *)
-    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | serving [-e bench_requests=32 ...]" >&2
+    echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | coldstart [GIB [SHARDS [VAR=VALUE ...]]] | serving [-e bench_requests=32 ...]" >&2
     exit 2
     ;;
 esac

@@ -1,8 +1,9 @@
 # Copyright (c) sparkops.cluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rates and ratios of a weights-distribution benchmark (scripts/bench/sync.yml writes the
-measurements: bytes and seconds), or the phases of a scale benchmark (scripts/bench/scale.py:
-the deploy at several cluster sizes), written as one JSON file and one PNG plot:
+measurements: bytes and seconds), the phases of a scale benchmark (scripts/bench/scale.py:
+the deploy at several cluster sizes), or the cold start's timeline (scripts/bench/coldstart.py:
+every phase on every node), written as one JSON file and one PNG plot:
 
   python3 scripts/bench_report.py RAW.json OUT_STEM
 
@@ -16,6 +17,7 @@ image rounds time the engine image's archive crossing the rail as one rsync per 
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 
@@ -225,18 +227,280 @@ def serving_plot(result, path):
     plt.close(fig)
 
 
+# The cold start's phases, in the flow's order: a task of the deploy belongs to the first
+# phase whose test it passes (its role, action, task or play name, from the timeline callback).
+COLDSTART_PHASES = (
+    ("preflight", lambda r: r["play"].startswith(("Preflight", "Node facts", "The nodes to act on"))),
+    ("host setup", lambda r: _role(r) in ("os_hardening", "netplan", "confirmed_apply", "firewall")),
+    ("image", lambda r: _role(r) == "engine_image" or (_role(r) == "model_sync" and "image" in r["task"].lower())),
+    ("checksums, head in the background", lambda r: _task(r).startswith(("Hash the head's weights in the background",
+                                                                         "The head's background hashing has ended"))),
+    ("checksums, first listing", lambda r: r["action"].endswith("model_manifest") and "List the model directory" in r["task"]),
+    ("checksums, after the copy", lambda r: r["action"].endswith("model_manifest")),
+    ("weights copy", lambda r: r["action"].endswith("model_copy")),
+    ("weights, other", lambda r: _role(r) == "model_sync"),
+    ("Ray", lambda r: _role(r) == "engine_container"),
+    ("first token", lambda r: "Read the API as a client would" in r["task"]),
+    ("engine load", lambda r: _role(r) == "vllm_serve"),
+    ("other", lambda r: True),
+)
+
+
+def _task(record):
+    """The task's own name (the timeline names a role's task "ROLE : NAME")."""
+    return record["task"].split(" : ", 1)[-1]
+
+
+def _role(record):
+    return (record.get("role") or "").rsplit(".", 1)[-1]
+
+
+def coldstart_phase(record):
+    return next(name for name, test in COLDSTART_PHASES if test(record))
+
+
+def _rails(ifaces):
+    """A node's rail interfaces (systemd names a ConnectX-7 port with its physical port:
+    enp1s0f1np1, enP2p1s0f1np1) and its others."""
+    rail = re.compile(r"np\d+$")
+    return ({k: v for k, v in ifaces.items() if rail.search(k)}, {k: v for k, v in ifaces.items() if not rail.search(k)})
+
+
+def _coldstart_report(raw):
+    """Each phase's start and end on each node (seconds from the deploy's first task), its busy
+    seconds, the bytes each node received and sent on its rails and elsewhere, the CPU-s split,
+    and the copy's and the checksums' rates against the head's raw read and one TCP stream."""
+    records = [r for r in raw["timeline"] if r["status"] != "skipped"]
+    t0 = min(r["start"] for r in raw["timeline"])
+    t_end = max(r["end"] for r in raw["timeline"])
+    nodes = sorted({r["host"] for r in records if r["host"] != "localhost"},
+                   key=lambda h: list(raw["counters"]["before"]).index(h) if h in raw["counters"]["before"] else 99)
+    phases = {}
+    for r in records:
+        name = coldstart_phase(r)
+        cell = phases.setdefault(name, {}).setdefault(r["host"], {"start": r["start"], "end": r["end"], "busy": 0.0,
+                                                                  "tasks": 0})
+        cell["start"], cell["end"] = min(cell["start"], r["start"]), max(cell["end"], r["end"])
+        cell["busy"] += r["end"] - r["start"]
+        cell["tasks"] += 1
+    table = []  # in the order the phases began
+    for name, _test in sorted(COLDSTART_PHASES, key=lambda p: min((c["start"] for c in phases.get(p[0], {}).values()),
+                                                                    default=0)):
+        if name not in phases:
+            continue
+        cells = phases[name]
+        table.append({"phase": name,
+                      "start": round(min(c["start"] for c in cells.values()) - t0, 1),
+                      "end": round(max(c["end"] for c in cells.values()) - t0, 1),
+                      "per_node": {h: {"start": round(c["start"] - t0, 1), "end": round(c["end"] - t0, 1),
+                                       "busy": round(c["busy"], 1), "tasks": c["tasks"]} for h, c in cells.items()}})
+    # every task on every host, as drawn: [start, end, phase] from the deploy's first task
+    segments = {}
+    for r in records:
+        segments.setdefault(r["host"], []).append([round(r["start"] - t0, 2), round(r["end"] - t0, 2), coldstart_phase(r)])
+    moved = {}
+    for node in raw["counters"]["after"]:
+        after, before = raw["counters"]["after"][node], raw["counters"]["before"][node]
+        delta = {k: [after[k][0] - before.get(k, [0, 0])[0], after[k][1] - before.get(k, [0, 0])[1]] for k in after}
+        rails, others = _rails(delta)
+        moved[node] = {"rails_rx": sum(v[0] for v in rails.values()), "rails_tx": sum(v[1] for v in rails.values()),
+                       "other_rx": sum(v[0] for v in others.values()), "other_tx": sum(v[1] for v in others.values())}
+    base = raw["baseline"]
+    weights = base["weights"]["bytes"]
+    copy = next((row for row in table if row["phase"] == "weights copy"), None)
+    sums = next((row for row in table if row["phase"] == "checksums, first listing"), None)
+    again = next((row for row in table if row["phase"] == "checksums, after the copy"), None)
+    read_bps = base["head_raw_read"][0] / base["head_raw_read"][1]
+    tcp_bps = base["one_tcp_stream_rail1"][0] / base["one_tcp_stream_rail1"][1]
+    receivers = len(nodes) - 1
+    rates = {
+        "head_raw_read_GBps": rate(*base["head_raw_read"]),
+        "one_tcp_stream_rail1_GBps": rate(*base["one_tcp_stream_rail1"]),
+        "head_checksums_alone_GBps": rate(weights, base["head_checksum_seconds"]),
+        # the ballast (most of the bytes) crossing to every receiver, over the copy phase's span
+        "copy_ballast_to_all_receivers_GBps": rate(weights * receivers, copy["end"] - copy["start"]) if copy else None,
+        "copy_per_receiver_GBps": rate(weights, copy["end"] - copy["start"]) if copy else None,
+    }
+    if sums and raw["timeline"]:
+        head = nodes[0] if nodes else None
+        cell = sums["per_node"].get(head)
+        rates["head_first_listing_GBps"] = rate(weights, cell["busy"]) if cell else None
+    if again:
+        rates["after_copy_listing_seconds_per_node"] = {h: c["busy"] for h, c in again["per_node"].items()}
+    if nodes and nodes[0] in moved and weights:
+        # how many copies of the weights the head sent on its rails: one per receiver (fan-out) or one (relay)
+        rates["head_copies_sent"] = round(moved[nodes[0]]["rails_tx"] / weights, 2)
+    if again:
+        # the receivers' listing after the copy took the head's checksums: it took under a quarter of the time
+        # hashing the weights takes (a listing that hashed them took 20-21 s of 7.8 here, one that did not 0.3-0.8)
+        slowest = max(c["busy"] for h, c in again["per_node"].items() if h != (nodes[0] if nodes else None)) \
+            if len(again["per_node"]) > 1 else None
+        rates["copy_trusted"] = slowest is not None and slowest < 0.25 * base["head_checksum_seconds"]
+    rates["copy_per_receiver_to_one_tcp_stream"] = ratio(rates["copy_per_receiver_GBps"], rates["one_tcp_stream_rail1_GBps"])
+    rates["copy_to_head_raw_read"] = ratio(rates["copy_ballast_to_all_receivers_GBps"], rates["head_raw_read_GBps"])
+    background = next((row for row in table if row["phase"] == "checksums, head in the background"), None)
+    head_bg = background["per_node"].get(nodes[0]) if background and nodes else None
+    waits = [r for r in records if r["host"] == (nodes[0] if nodes else None)
+             and _task(r).startswith("The head's background hashing has ended")]
+    starts = [r for r in records if _task(r).startswith("Hash the head's weights in the background")]
+    bg = None
+    if head_bg and waits and starts:
+        # the hashing ran hidden from its start to the weights' wait, then the wait showed what was left
+        bg = {"window_s": round(waits[0]["start"] - starts[0]["end"], 1),
+              "waited_s": round(waits[0]["end"] - waits[0]["start"], 1)}
+    return {"when": raw["when"], "cpus": raw["cpus"], "nodes": nodes, "ballast": raw["ballast"],
+            "extra_vars": raw.get("extra_vars") or {}, "background_hash": bg,
+            "deploy_seconds": raw["deploy"]["seconds"], "timeline_seconds": round(t_end - t0, 1),
+            "cpu_seconds": raw["deploy"]["cpu_seconds"], "phases": table, "segments": segments, "bytes_moved": moved,
+            "rates": rates,
+            "baseline": {"read_Bps": round(read_bps), "tcp_Bps": round(tcp_bps)},
+            "projection": None,
+            "simulation": "every simulated node runs its engine containers on this machine's one Docker engine, "
+                          "which has the engine image: no node lacks it, so the image phase is the build on the head "
+                          "(from Docker's build cache after the first run) and the ID checks, and no image copy runs"}
+
+
+# Public figures for the projection to 4 DGX Sparks and a 397 GB checkpoint (not measured here).
+SPARK = {
+    "checkpoint_bytes": 397e9,
+    # a cold read of safetensors on a DGX Spark's NVMe through a pinned bounce buffer
+    "nvme_read_Bps": 5.1e9, "nvme_read_source": "vcruz305/vllm-exl3 PR #28 (GB10: 5.1 GB/s cold, 27.2 warm)",
+    # RDMA write per rail, two rails per node
+    "rail_Bps": 97.28e9 / 8, "rails": 2, "rail_source": "NVIDIA/dgx-spark-playbooks PR #108 (ib_write_bw 97.28 Gb/s)",
+    # vLLM's own load of Qwen3.5-397B int4 once the weights are on every node
+    "load_s": 150, "load_source": "eugr/spark-vllm-docker #82 (about 2.5 minutes)",
+    # the largest file a relay forwards whole before the next hop starts it
+    "shard_bytes": 5e9, "shard_source": "transformers save_pretrained, max_shard_size 5GB by default",
+}
+# Our copy where the CPUs are not the bound (model_copy, 4 streams, rsync daemons, shards from
+# a disk whose cache was dropped, on a 16-CPU host): one receiver got 1.534 GB/s of a 1.54 GB/s
+# raw read, three at once 1.124-1.133 GB/s each of 1.63 (they share the page cache).
+UNBOUND = {
+    "hop_of_read": round(1.534 / 1.54, 3), "fan_out_of_read": round(1.124 / 1.63, 3),
+    "source": "benchmarks/copy-16cpu-1receiver-disk.json and copy-16cpu-3receivers-disk.json, 4 streams, rsyncd",
+}
+GOAL_S = 480  # clean nodes to the first token, 4 Sparks, 397 GB: 8 minutes
+
+
+def coldstart_projection(result, nodes=4, spark=None, goal_s=GOAL_S, unbound=None):
+    """The cold start of 4 Sparks and a 397 GB checkpoint, phase by phase, from public figures
+    and this run's shape; the assumptions are returned with the number:
+
+    - the head hashes the checkpoint at its disk's read rate (SHA-256 on 10+ cores outruns one
+      NVMe); in the background from before the host setup when this run did so, then only what
+      outlasts the window this run gave it (its start to the weights' wait) is on the path;
+    - the copy is a relay when this run's head sent one copy on its rails, else a fan-out (one
+      per receiver). Each receiver gets the fraction of the head's raw read that our copy reached
+      where the CPUs were not the bound (a 16-CPU host: one receiver, the relay's hop; three at
+      once, the fan-out). No node's rails send more than 2 x 97.28 Gb/s; a relay adds one shard
+      per further hop (a file is forwarded whole). This run's own copy rate is not used: its 4
+      nodes share 2 CPUs, which bound every copy here (the relay and the fan-out alike);
+    - the receivers hash again after the copy unless this run trusted the copy (its receivers'
+      listing after the copy took under a quarter of the time the head's checksums took);
+    - vLLM's load as the field reports it; the rest of this run (preflight, host setup, Ray,
+      orchestration) as measured here: an upper bound, on a 2-CPU machine that runs all 4 nodes.
+
+    copy_needed_GBps: the slowest copy (bytes per second each receiver gets) that still meets
+    the goal, the other phases as projected.
+    """
+    spark, unbound = spark or SPARK, unbound or UNBOUND
+    w, read = spark["checkpoint_bytes"], spark["nvme_read_Bps"]
+    receivers = nodes - 1
+    rates = result["rates"]
+    # whole copies (the rest of the head's rail traffic is the deploy's own: Ray, the checks)
+    head_copies = max(1, round(rates.get("head_copies_sent") or receivers))
+    relay = head_copies == 1 and receivers > 1
+    egress = spark["rail_Bps"] * spark["rails"]
+    fill = (receivers - 1) * spark["shard_bytes"] if relay else 0.0
+    fraction = unbound["hop_of_read"] if relay else unbound["fan_out_of_read"]
+    copy_rate = min(read * fraction, egress / (1 if relay else receivers))
+    copy_s = (w + fill) / copy_rate
+    span = {row["phase"]: row["end"] - row["start"] for row in result["phases"]}
+    serve = [row for row in result["phases"] if row["phase"] in ("engine load", "first token")]
+    background = result.get("background_hash")
+    projected = ("weights copy", "checksums, first listing", "checksums, after the copy")
+    rest = result["timeline_seconds"] - sum(span.get(k, 0) for k in projected) - (
+        max(r["end"] for r in serve) - min(r["start"] for r in serve) if serve else 0) - (
+        background["waited_s"] if background else 0)
+    hash_s = w / read
+    window = background["window_s"] if background else 0.0
+    trusted = bool(rates.get("copy_trusted"))
+    copy_name = "copy down a relay of %d receivers" % receivers if relay else "copy to %d receivers at once" % receivers
+    phases = {"preflight, host setup, Ray, orchestration (measured here)": round(rest),
+              ("head hashes the checkpoint (what outlasts the host setup)" if background
+               else "head hashes the checkpoint"): round(max(0.0, hash_s - window)),
+              copy_name: round(copy_s),
+              "receivers hash the copy again": 0 if trusted else round(hash_s),
+              "vLLM loads": spark["load_s"]}
+    total = sum(phases.values())
+    holding = max(phases, key=phases.get)
+    room = goal_s - (total - phases[copy_name])
+    return {"nodes": nodes, "checkpoint_GB": w / 1e9, "total_s": total, "goal_s": goal_s, "under_goal": total <= goal_s,
+            "verdict": ("%d s, under the %d s goal by %d s" % (total, goal_s, goal_s - total)) if total <= goal_s else
+                       ("%d s, over the %d s goal by %d s; the largest phase is %s (%d s)" % (
+                           total, goal_s, total - goal_s, holding, phases[holding])),
+            "phases_s": phases, "shares": {k: round(v / total, 3) for k, v in phases.items()},
+            "copy_GBps": round(copy_rate / 1e9, 2),
+            "copy_needed_GBps": round((w + fill) / room / 1e9, 2) if room > 0 else None,
+            "assumptions": {"relay": relay, "head_copies": head_copies, "copy_of_head_read": fraction,
+                            "hash_window_s": round(window, 1), "copy_trusted": trusted,
+                            "nvme_read_GBps": read / 1e9, "rail_egress_GBps": round(egress / 1e9, 2),
+                            "load_s": spark["load_s"], "shard_GB": spark["shard_bytes"] / 1e9},
+            "sources": dict({k: v for k, v in spark.items() if k.endswith("_source")}, copy_source=unbound["source"])}
+
+
+def coldstart_report(raw):
+    result = _coldstart_report(raw)
+    result["projection"] = coldstart_projection(result)
+    return result
+
+
+def coldstart_plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row["phase"] for row in result["phases"]]
+    colours = dict(zip(names, plt.get_cmap("tab20").colors))
+    hosts = result["nodes"] + (["localhost"] if any("localhost" in row["per_node"] for row in result["phases"]) else [])
+    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.7 * len(hosts)), dpi=100)
+    for y, host in enumerate(reversed(hosts)):
+        # each task as it ran on this host, coloured by its phase (a phase's tasks may interleave)
+        for start, end, phase in result["segments"].get(host, []):
+            ax.barh(y, max(end - start, 0.05), left=start, height=0.6, color=colours[phase], label=phase)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend([unique[n] for n in names if n in unique], [n for n in names if n in unique], fontsize=7, ncol=5,
+              loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(hosts) > 3 else -0.3))
+    ax.set_yticks(range(len(hosts)), list(reversed(hosts)), fontsize=8)
+    ax.set_xlabel("seconds from the deploy's first task")
+    rates = result["rates"]
+    ax.set_title("Cold start to the first token: %.0f s, %d nodes, %.1f GiB of ballast; copy %.2f GB/s per receiver "
+                 "(one TCP stream %.2f), head read %.2f GB/s" % (
+                     result["deploy_seconds"], len(result["nodes"]), result["ballast"]["bytes"] / 2 ** 30,
+                     rates["copy_per_receiver_GBps"] or 0, rates["one_tcp_stream_rail1_GBps"] or 0,
+                     rates["head_raw_read_GBps"] or 0), fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     with open(sys.argv[1], encoding="utf-8") as fh:
         raw = json.load(fh)
-    kind = "scale" if "runs" in raw else raw.get("kind", "sync")  # scripts/bench/scale.py, serving.yml, sync.yml
-    if kind in ("scale", "serving"):
-        result = scale_report(raw) if kind == "scale" else serving_report(raw)
+    # scripts/bench/scale.py, serving.yml, coldstart.py, sync.yml
+    kind = "scale" if "runs" in raw else raw.get("kind", "sync")
+    if kind in ("scale", "serving", "coldstart"):
+        make, draw = {"scale": (scale_report, scale_plot), "serving": (serving_report, serving_plot),
+                      "coldstart": (coldstart_report, coldstart_plot)}[kind]
+        result = make(raw)
         with open(sys.argv[2] + ".json", "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
             fh.write("\n")
-        (scale_plot if kind == "scale" else serving_plot)(result, sys.argv[2] + ".png")
+        draw(result, sys.argv[2] + ".png")
         print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=2))
         return
     result = report(raw)

@@ -4,42 +4,6 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: weights_diff
-short_description: Compare a node's model manifest with the head's
-description:
-  - Compares two manifests of M(sparkops.cluster.model_manifest) - files missing on the
-    node, files of another size or checksum, extra files, dangling links.
-version_added: 0.1.0
-author: sparkops.cluster developers (@sparkops)
-positional: head, host
-options:
-  _input:
-    description: The node's manifest.
-    type: dict
-    required: true
-  head:
-    description: The head's manifest.
-    type: dict
-    required: true
-  host:
-    description: The node's name, for the summary line.
-    type: str
-    default: node
-"""
-
-EXAMPLES = r"""
-- name: Is this node's copy the head's?
-  ansible.builtin.set_fact:
-    diff: "{{ node_manifest.manifest | sparkops.cluster.weights_diff(hostvars[head].head_manifest.manifest, inventory_hostname) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: missing, differ, extra, dangling (lists), in_sync (bool) and summary (one line).
-  type: dict
-"""
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sparkops.cluster.plugins.module_utils import _sync
@@ -55,6 +19,25 @@ def _weights_diff(node, head, host="node"):
     return diff
 
 
+def _verified_copy(head, streamed=None, itemized=None):
+    """The head's checksums of the files a verified rsync transfer wrote on a node: those the
+    streams sent (model_copy, --ignore-times: every listed file) and those the exact pass
+    itemized as written."""
+    if not isinstance(head, dict):
+        raise AnsibleFilterError("verified_copy: give the head's 'manifest' of model_manifest, got %s" % type(head).__name__)
+    return _sync.verified_copy(head, list(streamed or []) + _sync.itemized_received(itemized))
+
+
+def _relay_plan(order, head, diffs, relay=True):
+    """Who sends each node its files (model_sync's relay or fan-out): _sync.relay_plan."""
+    if not isinstance(order, (list, tuple)) or not isinstance(diffs, dict):
+        raise AnsibleFilterError("relay_plan: give the nodes in play order and {node: weights_diff result}")
+    try:
+        return _sync.relay_plan(list(order), head, diffs, relay=bool(relay))
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("relay_plan: give weights_diff results for the nodes (%s)" % exc)
+
+
 class FilterModule:
     def filters(self):
-        return {"weights_diff": _weights_diff}
+        return {"weights_diff": _weights_diff, "verified_copy": _verified_copy, "relay_plan": _relay_plan}

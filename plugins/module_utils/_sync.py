@@ -92,7 +92,7 @@ def save_cache(path, entries):
         raise
 
 
-def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
+def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS, known=None):
     """Every file under root, symlinks followed, as {relpath: {size, sha256, link}}.
 
     The checksums are computed `jobs` files at a time (threads: hashlib releases the GIL
@@ -105,6 +105,12 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
     "cached" counts the files taken from the cache, "hashed_bytes" the bytes read. A file
     whose ctime is less than racy_ns before the walk began is hashed but left out of the
     cache (its key may not show a write in the same clock tick).
+
+    known: None, or {relpath: {size, sha256}}: a file not in the cache whose size is the
+    known one takes the known checksum instead of being read ("trusted" counts them, and
+    "trusted_bytes" their bytes); it enters the cache like a hashed one. The caller vouches
+    for its bytes (model_sync: a verified rsync transfer of a file whose checksum the head
+    computed and which has not changed on the head since).
 
     link is the symlink target when the path (or a directory above it) is a link: a
     copy that keeps such links gives the receiving node links into a cache it does not
@@ -143,7 +149,7 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
             keys[rel] = (real, cache_key(st))
     result = {"root": root, "files": files, "dangling": dangling, "skipped": skipped,
               "total_bytes": sum(f["size"] for f in files.values()), "count": len(files),
-              "cached": 0, "hashed_bytes": 0}
+              "cached": 0, "hashed_bytes": 0, "trusted": 0, "trusted_bytes": 0}
     if not checksum:
         return result
     for rel in files:
@@ -152,6 +158,12 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
         if hit is not None and hit[:5] == key:
             files[rel]["sha256"] = hit[5]
             result["cached"] += 1
+            continue
+        vouched = (known or {}).get(rel)
+        if isinstance(vouched, dict) and vouched.get("size") == files[rel]["size"] and _is_sha256(vouched.get("sha256")):
+            files[rel]["sha256"] = vouched["sha256"]
+            result["trusted"] += 1
+            result["trusted_bytes"] += files[rel]["size"]
     order = sorted((r for r in files if files[r]["sha256"] is None), key=lambda r: (-files[r]["size"], r))
     if order:
         with ThreadPoolExecutor(max_workers=min(jobs or default_jobs(), len(order))) as pool:
@@ -166,6 +178,29 @@ def manifest(root, checksum=True, jobs=None, cache=None, racy_ns=RACY_NS):
                 entries[real] = key + [files[rel]["sha256"]]
         result["cache"] = entries
     return result
+
+
+def itemized_received(lines):
+    """The files an rsync run wrote on the receiving side, from its --itemize-changes lines
+    (">f" then the change flags, a space, the path; a path with a character rsync escapes,
+    such as a newline, comes escaped and names no file of the manifest)."""
+    out = []
+    for line in lines or []:
+        if isinstance(line, str) and line.startswith(">f") and " " in line:
+            out.append(line.split(" ", 1)[1])
+    return out
+
+
+def verified_copy(head, sent):
+    """{relpath: {size, sha256}} of the head's manifest for the files a verified transfer
+    wrote (sent: their relpaths), the checksums model_manifest may take for them (known)."""
+    files = (head or {}).get("files") or {}
+    return {rel: {"size": files[rel]["size"], "sha256": files[rel]["sha256"]}
+            for rel in sent or [] if rel in files and _is_sha256(files[rel].get("sha256"))}
+
+
+def _is_sha256(value):
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def safe_model_path(path, roots, ismount=os.path.ismount):
@@ -254,3 +289,77 @@ def rsync_local_dest(dest):
         return None
     head = dest.split("/", 1)[0]
     return None if ":" in head else dest
+
+
+def relay_plan(order, head, diffs, relay=True):
+    """Who sends each node the files it lacks. order: the nodes in play order; diffs:
+    {node: compare() of its manifest with the head's}.
+
+    relay: the receiving nodes (those with files to copy, in play order) form a chain from
+    the head: the head sends to the first, and each receiver forwards to the next the files
+    it is receiving itself as each one lands (model_copy's wait_for), so the head's disk is
+    read once whatever the number of nodes, and every node sends and receives one copy. A
+    file the next node lacks that this node already held is sent from this node's copy. Not
+    relay: the head sends to every receiver (a fan-out: its disk and its rail carry one copy
+    per receiver).
+
+    Returns {node: {upstream, wait, stale, trusted}} for every node of order: upstream sends
+    it its files (None: nothing to receive; the head alone for a node with nothing to copy,
+    such as a dangling link, which the head's exact pass removes); wait, the files it
+    receives that its upstream is itself receiving in this copy (sent as they land there);
+    stale, the stale copies this node must remove before the copy, of files it forwards as
+    they land (a file at its path is then the one just received); trusted, the files that
+    reach it from the head through nodes that each received them in this copy, every hop a
+    verified rsync transfer (their checksum is the head's; a file forwarded from a node's
+    older copy is not).
+    """
+    plan = {h: {"upstream": None, "wait": [], "stale": [], "trusted": []} for h in order}
+    up = head
+    for host in order:
+        diff = diffs.get(host)
+        if host == head or not diff or in_sync(diff):
+            continue
+        to_copy = list(diff["to_copy"])
+        entry = plan[host]
+        if not to_copy or not relay or up == head:
+            entry.update(upstream=head, trusted=to_copy)
+        else:
+            receiving = set(diffs[up]["to_copy"])
+            missing = set(diffs[up].get("missing") or [])
+            above = set(plan[up]["trusted"])
+            entry.update(upstream=up, wait=[r for r in to_copy if r in receiving],
+                         trusted=[r for r in to_copy if r in above])
+            plan[up]["stale"] = [r for r in entry["wait"] if r not in missing]
+        if relay and to_copy:
+            up = host
+    return plan
+
+
+def ready_files(root, waiting, sizes):
+    """The files of waiting that have landed under root: a regular file at its path with
+    its size in sizes (rsync writes a file under a temporary name and renames it into place
+    once the whole file is checked; a file removed before the copy cannot be an old one)."""
+    out = []
+    for rel in waiting:
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == sizes[rel]:
+            out.append(rel)
+    return out
+
+
+def tree_bytes(root):
+    """Bytes of every regular file under root, rsync's temporary files included (a copy in
+    progress makes it grow); links are not followed."""
+    total = 0
+    for dirpath, dummy, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total

@@ -15,6 +15,12 @@ description:
   - It only fills the destination. The caller runs one plain rsync afterwards (with C(--delete)) that makes the
     destination the source's exact copy and finds the streams' files up to date, and then compares checksums
     (the sparkops.cluster.model_sync role does both).
+  - A relay (O(wait_for)) - this node receives some of the files from an upstream node while it sends them on -
+    sends each file of O(wait_for) once it has landed in O(src), in O(streams) rsync processes at once, each taking
+    the next file that is there (the small ones together); the other files go first. rsync writes a file under a
+    temporary name and renames it into place once its checksum matched, so a file at its path with its size is
+    whole, provided no older copy of it was there; the caller removes those first (the sparkops.cluster.model_sync
+    role does).
   - Each rsync runs in its own process group, bounded by O(timeout) (give rsync its own C(--timeout) for a stall),
     and killed when the limit passes or the module is stopped. A stream that fails does not stop the others; the
     module fails naming it once all have ended.
@@ -62,6 +68,22 @@ options:
     description: Seconds the whole copy may take; every stream still running then is killed and the module fails.
     type: int
     default: 86400
+  wait_for:
+    description:
+      - Files of O(files) that are arriving in O(src) while this copy runs (this node relays them from an upstream
+        node); each is sent once it is at its path with its size in O(files). Remove older copies of them first.
+      - Empty, every file is there and the files are split into O(streams) lists at the start.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
+  stall:
+    description:
+      - Seconds O(src) may go without progress (no file of O(wait_for) landed, no byte written under O(src)) while
+        files of O(wait_for) are still missing; then the copy fails naming them (the upstream's copy stopped).
+    type: int
+    default: 120
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -73,6 +95,15 @@ EXAMPLES = r"""
     rsync: [rsync, --archive, --copy-links, --partial, --timeout=300, --rsh, ssh -i /root/.ssh/sparkops_sync]
     streams: 4
   delegate_to: spark-alpha
+
+- name: Relay to the next worker the shards this worker is receiving, each as it lands
+  sparkops.cluster.model_copy:
+    src: /var/lib/sparkops/models/Qwen3.5-397B-A17B-FP8
+    dest: "root@192.168.100.12:"
+    files: "{{ head_manifest.manifest.files }}"
+    wait_for: "{{ head_manifest.manifest.files | list }}"
+    rsync: [rsync, --archive, --copy-links, --partial, --timeout=300, --rsh, ssh -i /root/.ssh/sparkops_sync]
+  delegate_to: spark-beta
 """
 
 RETURN = r"""
@@ -81,7 +112,7 @@ streams:
   returned: always
   type: list
   elements: dict
-  sample: [{files: 3, bytes: 8589934592, seconds: 9.1, rc: 0}]
+  sample: [{files: 3, bytes: 8589934592, seconds: 9.1, rc: 0, waited: 0.0}]
 bytes:
   description: Bytes of the files given (what the streams send when the destination has none of them).
   returned: always
@@ -90,11 +121,16 @@ seconds:
   description: Wall-clock time of the copy, all streams together (0 in check mode).
   returned: always
   type: float
+waited:
+  description: Seconds the streams spent waiting for files of O(wait_for) to land, all streams together.
+  returned: always
+  type: float
 """
 
 import os
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -116,6 +152,67 @@ def sizes_of(module, files):
     return sizes
 
 
+SMALL = 64 * 2**20  # files below this size go several to one rsync run in a relay
+
+
+class Relay:
+    """The files still to send in a relay, handed to the streams as they land in src."""
+
+    def __init__(self, src, sizes, wait_for, stall):
+        self.src, self.sizes, self.stall = src, sizes, stall
+        self.waiting = set(wait_for)
+        # the largest first, as the upstream's streams send them
+        self.ready = sorted((r for r in sizes if r not in self.waiting), key=lambda r: (-sizes[r], r))
+        self.cond = threading.Condition()
+        self.error = None
+        self.progress = time.monotonic()
+        self.written = None
+
+    def fail(self, why):
+        with self.cond:
+            self.error = self.error or why
+            self.cond.notify_all()
+
+    def _poll(self):
+        landed = _sync.ready_files(self.src, self.waiting, self.sizes)
+        now = time.monotonic()
+        if landed:
+            self.waiting.difference_update(landed)
+            self.ready.extend(sorted(landed, key=lambda r: (-self.sizes[r], r)))
+            self.progress = now
+            self.cond.notify_all()
+            return
+        if self.waiting and now - self.progress > min(5.0, self.stall / 2.0):
+            written = _sync.tree_bytes(self.src)
+            if written != self.written:
+                self.written, self.progress = written, now
+            elif now - self.progress > self.stall:
+                missing = sorted(self.waiting)
+                self.error = ("%d files did not land in %s, and nothing was written there for %d s (stall): the "
+                              "upstream's copy stopped; first: %s" % (len(missing), self.src, self.stall, missing[0]))
+                self.cond.notify_all()
+
+    def take(self):
+        """The next files for one rsync run (a large file alone, or the small ones that are
+        there), waiting for them to land; [] when all are taken. Returns (files, seconds waited)."""
+        began = time.monotonic()
+        with self.cond:
+            while True:
+                if self.error:
+                    return [], time.monotonic() - began
+                if self.ready:
+                    first = self.ready.pop(0)
+                    batch = [first]
+                    if self.sizes[first] < SMALL:
+                        batch += [r for r in self.ready if self.sizes[r] < SMALL]
+                        self.ready = [r for r in self.ready if self.sizes[r] >= SMALL]
+                    return batch, time.monotonic() - began
+                if not self.waiting:
+                    return [], time.monotonic() - began
+                self.cond.wait(0.5)
+                self._poll()
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -125,19 +222,26 @@ def main():
             rsync=dict(type="list", elements="str", required=True),
             streams=dict(type="int", default=4),
             timeout=dict(type="int", default=86400),
+            wait_for=dict(type="list", elements="str", default=[]),
+            stall=dict(type="int", default=120),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    _command.require_positive(module, "streams", "timeout")
+    _command.require_positive(module, "streams", "timeout", "stall")
     if not p["rsync"]:
         module.fail_json(msg="rsync is empty: give the rsync command, e.g. [rsync, --archive]")
     sizes = sizes_of(module, p["files"])
+    unknown = sorted(set(p["wait_for"]) - set(sizes))
+    if unknown:
+        module.fail_json(msg="wait_for names files that are not in files (%s): list only files this copy sends"
+                             % ", ".join(unknown[:3]))
     lists = _sync.split_streams(sizes, p["streams"])
-    planned = [dict(files=len(paths), bytes=sum(sizes[r] for r in paths), seconds=0.0, rc=None) for paths in lists]
+    planned = [dict(files=len(paths), bytes=sum(sizes[r] for r in paths), seconds=0.0, rc=None, waited=0.0)
+               for paths in lists]
     total = sum(sizes.values())
     if module.check_mode or not lists:
-        module.exit_json(changed=bool(lists), streams=planned, bytes=total, seconds=0.0)
+        module.exit_json(changed=bool(lists), streams=planned, bytes=total, seconds=0.0, waited=0.0)
     if not os.path.isdir(p["src"]):
         module.fail_json(msg="src %s is not a directory on this node" % p["src"])
 
@@ -151,40 +255,70 @@ def main():
     workdir = tempfile.mkdtemp(prefix="sparkops-copy-")
     deadline = time.monotonic() + p["timeout"]
 
-    def stream(index):
-        listfile = os.path.join(workdir, "stream-%d.list" % index)
+    def rsync(index, run, paths):
+        """One rsync run of paths: its exit status (None: it did not finish) and why it failed (None: it did not)."""
+        listfile = os.path.join(workdir, "stream-%d-%d.list" % (index, run))
         with open(listfile, "wb") as fh:
-            fh.write(b"".join(r.encode("utf-8", "surrogateescape") + b"\0" for r in lists[index]))
+            fh.write(b"".join(r.encode("utf-8", "surrogateescape") + b"\0" for r in paths))
         argv = p["rsync"] + ["--from0", "--files-from=" + listfile, p["src"].rstrip("/") + "/", p["dest"]]
-        began = time.monotonic()
         try:
             rc, out, err = _command.run(argv, _command.remaining(deadline, p["timeout"]))
         except _command.CommandTimeout as exc:
-            return dict(planned[index], rc=None, seconds=round(time.monotonic() - began, 2), error=str(exc))
+            return None, str(exc)
         except OSError as exc:
-            return dict(planned[index], rc=None, seconds=0.0, error="cannot run %s: %s" % (argv[0], exc))
-        result = dict(planned[index], rc=rc, seconds=round(time.monotonic() - began, 2))
+            return None, "cannot run %s: %s" % (argv[0], exc)
         if rc != 0:
             # rsync's first complaint names the file or the peer; its last line only sums up (code 23, ...)
             lines = [line.strip() for line in (err or out).splitlines() if line.strip()]
             first = next((line for line in lines if line.startswith("rsync:")), None)
             why = "; ".join(x for x in (first, lines[-1] if lines else "no output") if x)
-            result["error"] = "rsync stream %d exited %d: %s" % (index + 1, rc, why)
+            return rc, "rsync stream %d exited %d: %s" % (index + 1, rc, why)
+        return rc, None
+
+    def stream(index):
+        began = time.monotonic()
+        rc, why = rsync(index, 0, lists[index])
+        result = dict(planned[index], rc=rc, seconds=round(time.monotonic() - began, 2))
+        if why:
+            result["error"] = why
+        return result
+
+    relay = Relay(p["src"], sizes, p["wait_for"], p["stall"]) if p["wait_for"] else None
+
+    def relay_stream(index):
+        result = dict(files=0, bytes=0, seconds=0.0, rc=0, waited=0.0)
+        began = time.monotonic()
+        for run in range(len(sizes)):
+            paths, waited = relay.take()
+            result["waited"] = round(result["waited"] + waited, 2)
+            if not paths:
+                break
+            rc, why = rsync(index, run, paths)
+            if why:
+                relay.fail(why)
+                result.update(rc=rc, error=why)
+                break
+            result["files"] += len(paths)
+            result["bytes"] += sum(sizes[r] for r in paths)
+        result["seconds"] = round(time.monotonic() - began, 2)
         return result
 
     began = time.monotonic()
     try:
         with ThreadPoolExecutor(max_workers=len(lists)) as pool:
-            results = list(pool.map(stream, range(len(lists))))
+            results = list(pool.map(relay_stream if relay else stream, range(len(lists))))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = round(time.monotonic() - began, 2)
+    waited = round(sum(r["waited"] for r in results), 2)
     failed = [r for r in results if r.get("error")]
+    if relay and relay.error and not failed:
+        failed = [dict(error=relay.error)]
     if failed:
         module.fail_json(msg="%d of %d copy streams to %s failed; first: %s" % (len(failed), len(results), p["dest"],
                                                                                 failed[0]["error"]),
-                         streams=results, bytes=total, seconds=seconds)
-    module.exit_json(changed=True, streams=results, bytes=total, seconds=seconds)
+                         streams=results, bytes=total, seconds=seconds, waited=waited)
+    module.exit_json(changed=True, streams=results, bytes=total, seconds=seconds, waited=waited)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,15 @@ options:
     description: Read every file again even when the cache holds its checksum (the cache is then rewritten).
     type: bool
     default: false
+  known:
+    description:
+      - Checksums the caller vouches for, by path relative to O(path) (C(relpath -> {size, sha256}), the shape of the
+        C(files) of RV(manifest)). A file the cache does not hold whose size is the known one takes the known SHA-256 without
+        being read, and enters the cache. M(sparkops.cluster.model_manifest) does not check them; the role
+        sparkops.cluster.model_sync passes the head's checksums of the files a verified rsync transfer has just
+        written (its README says what it trusts). Ignored with O(rehash=true).
+    type: dict
+    version_added: 0.3.0
   required:
     description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
     type: bool
@@ -99,7 +108,8 @@ manifest:
   description: >-
     root, files ({relpath - size, sha256, link}), dangling ([{path, target}]), skipped ([{path, kind}]: named pipes,
     sockets, devices and directories reached twice through a symlink loop, neither read nor listed as weights),
-    total_bytes, count, cached (files whose checksum came from the cache), hashed_bytes (bytes read to hash).
+    total_bytes, count, cached (files whose checksum came from the cache), hashed_bytes (bytes read to hash),
+    trusted and trusted_bytes (files and bytes whose checksum came from O(known)).
   returned: always
   type: dict
   sample:
@@ -132,6 +142,7 @@ def main():
             required=dict(type="bool", default=True),
             roots=dict(type="list", elements="path"),
             owned=dict(type="bool", default=False),
+            known=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -156,7 +167,7 @@ def main():
             module.fail_json(msg="model_sync_path %s is not a directory on this node: put the model there "
                                  "(e.g. hf download MODEL --local-dir %s) or fix the path" % (p["path"], p["path"]))
         empty = {"root": p["path"], "files": {}, "dangling": [], "skipped": [], "total_bytes": 0, "count": 0,
-                 "cached": 0, "hashed_bytes": 0}
+                 "cached": 0, "hashed_bytes": 0, "trusted": 0, "trusted_bytes": 0}
         module.exit_json(changed=False, exists=False, realpath=real, manifest=empty)
     cache = cache_path = None
     if p["cache_dir"] and p["checksum"]:
@@ -168,7 +179,7 @@ def main():
             cache = {}
     try:
         result = _sync.manifest(p["path"], checksum=p["checksum"], jobs=p["jobs"] or None, cache=cache,
-                                racy_ns=_sync.RACY_NS)
+                                racy_ns=_sync.RACY_NS, known=None if p["rehash"] else p["known"])
     except OSError as exc:
         module.fail_json(msg="cannot read %s: %s" % (p["path"], exc))
     entries = result.pop("cache", None)

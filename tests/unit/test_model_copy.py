@@ -90,7 +90,7 @@ def test_bad_files_are_named(run_module, tmp_path, files, why):
     assert failed and why in r["msg"]
 
 
-@pytest.mark.parametrize("option", ["streams", "timeout"])
+@pytest.mark.parametrize("option", ["streams", "timeout", "stall"])
 def test_limits_must_be_positive(run_module, tmp_path, option):
     failed, r = run_module(model_copy, {"src": str(tmp_path), "dest": str(tmp_path), "files": {}, "rsync": RSYNC,
                                         option: 0})
@@ -116,3 +116,62 @@ def cmdline(pid):
             return fh.read()
     except OSError:
         return b""
+
+
+def test_a_relay_sends_each_file_as_it_lands(run_module, tmp_path):
+    # this node (mid) receives the shards from an upstream while it sends them on to dst: an
+    # rsync from head to mid runs beside the relay, started after it, so every file of wait_for
+    # lands while the relay runs; config.json and the tokenizer mid holds already go at once
+    import subprocess
+    import threading
+    head_dir, mid, dst = tmp_path / "head", tmp_path / "mid", tmp_path / "node"
+    head = checkpoint(head_dir)
+    mid.mkdir()
+    (mid / "sub").mkdir()
+    shutil.copy(head_dir / "config.json", mid / "config.json")
+    shutil.copy(head_dir / "sub" / "tokenizer.json", mid / "sub" / "tokenizer.json")
+    arriving = sorted(r for r in head["files"] if r.endswith(".safetensors"))
+    upstream = {}
+
+    def upstream_copy():
+        upstream["rc"] = subprocess.run(RSYNC + ["--whole-file"] + [str(head_dir / r) for r in arriving] + [str(mid)],
+                                        timeout=120, check=False).returncode
+
+    timer = threading.Timer(1.5, upstream_copy)
+    timer.start()
+    try:
+        failed, r = run_module(model_copy, {"src": str(mid), "dest": str(dst),
+                                            "files": {k: v for k, v in head["files"].items()
+                                                      if k in arriving or k in ("config.json", "sub/tokenizer.json")},
+                                            "wait_for": arriving, "rsync": RSYNC, "streams": 2, "stall": 60})
+    finally:
+        timer.join()
+    assert upstream["rc"] == 0
+    assert not failed, r
+    assert sum(s["files"] for s in r["streams"]) == len(arriving) + 2
+    assert r["waited"] > 0  # the streams waited for the shards to land
+    for rel in arriving + ["config.json", "sub/tokenizer.json"]:
+        assert (dst / rel).read_bytes() == (head_dir / rel).read_bytes(), rel
+
+
+def test_a_relay_whose_upstream_stopped_fails_naming_the_files(run_module, tmp_path):
+    head_dir, mid = tmp_path / "head", tmp_path / "mid"
+    head = checkpoint(head_dir)
+    mid.mkdir()
+    shutil.copy(head_dir / "config.json", mid / "config.json")
+    shard = "model-00001-of-00005.safetensors"
+    (mid / shard).write_bytes(b"half a shard")  # what --partial leaves of an interrupted transfer: not its size
+    failed, r = run_module(model_copy, {"src": str(mid), "dest": str(tmp_path / "node"),
+                                        "files": {"config.json": head["files"]["config.json"], shard: head["files"][shard]},
+                                        "wait_for": [shard], "rsync": RSYNC, "stall": 2})
+    assert failed
+    assert "1 files did not land in %s, and nothing was written there for 2 s (stall)" % mid in r["msg"], r["msg"]
+    assert "first: %s" % shard in r["msg"]
+    assert (tmp_path / "node" / "config.json").exists()  # what was there went
+    assert not (tmp_path / "node" / shard).exists()
+
+
+def test_wait_for_names_only_files_of_the_copy(run_module, tmp_path):
+    failed, r = run_module(model_copy, {"src": str(tmp_path), "dest": str(tmp_path / "n"), "files": {"a": {"size": 1}},
+                                        "wait_for": ["b"], "rsync": RSYNC})
+    assert failed and "wait_for names files that are not in files (b)" in r["msg"]

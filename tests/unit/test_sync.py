@@ -300,3 +300,100 @@ def test_split_streams_refuses_a_bad_count(streams):
 ])
 def test_rsync_local_dest_follows_rsyncs_rule(dest, local):
     assert _sync.rsync_local_dest(dest) == local
+
+
+# --- no second full read: the checksums a verified copy vouches for (model_sync, #41) ---------
+ITEMIZED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "rsync_itemize_changes.txt")
+
+
+def test_the_files_rsync_wrote_are_read_from_its_itemized_output():
+    with open(ITEMIZED) as fh:
+        lines = fh.read().splitlines()
+    # deletions, directories and the root's time are no written file; an escaped name stays escaped
+    assert _sync.itemized_received(lines) == ["model-00001-of-00002.safetensors", "sub/with space.safetensors",
+                                              "config.json", "new\\#012line.bin"]
+    assert _sync.itemized_received(None) == [] and _sync.itemized_received([None, 3, ">f"]) == []
+
+
+def test_a_verified_copy_vouches_only_for_what_it_wrote_and_the_head_hashed(tmp_path):
+    (tmp_path / "a.safetensors").write_bytes(b"a" * 10)
+    (tmp_path / "config.json").write_bytes(CONFIG)
+    head = _sync.manifest(str(tmp_path))
+    head["files"]["unhashed.bin"] = {"size": 1, "sha256": None, "link": None}
+    known = _sync.verified_copy(head, ["a.safetensors", "unhashed.bin", "not-on-the-head"])
+    assert known == {"a.safetensors": {"size": 10, "sha256": hashlib.sha256(b"a" * 10).hexdigest()}}
+
+
+def test_known_checksums_are_taken_by_size_and_cached_and_a_wrong_size_is_read(tmp_path):
+    node = tmp_path / "node"
+    node.mkdir()
+    (node / "a.safetensors").write_bytes(b"a" * 10)
+    (node / "b.safetensors").write_bytes(b"b" * 20)
+    (node / "config.json").write_bytes(CONFIG)
+    vouched = "f" * 64  # not the file's real SHA-256: the manifest takes what it is given
+    known = {"a.safetensors": {"size": 10, "sha256": vouched},
+             "b.safetensors": {"size": 21, "sha256": "0" * 64},   # another size: read
+             "config.json": {"size": len(CONFIG), "sha256": "not hex"}}  # not a SHA-256: read
+    first = _sync.manifest(str(node), cache={}, racy_ns=0, known=known)
+    assert first["files"]["a.safetensors"]["sha256"] == vouched
+    assert first["files"]["b.safetensors"]["sha256"] == hashlib.sha256(b"b" * 20).hexdigest()
+    assert first["trusted"] == 1 and first["trusted_bytes"] == 10 and first["hashed_bytes"] == 20 + len(CONFIG)
+    # what was taken enters the cache: the next listing reads nothing
+    second = _sync.manifest(str(node), cache=first["cache"], racy_ns=0)
+    assert second["cached"] == 3 and second["hashed_bytes"] == 0 and second["files"] == first["files"]
+
+
+def _diff(missing=(), differ=()):
+    return {"missing": list(missing), "differ": ["%s (checksum differs)" % r for r in differ],
+            "extra": [], "dangling": [], "to_copy": sorted(list(missing) + list(differ))}
+
+
+ORDER = ["alpha", "beta", "gamma", "delta"]
+SHARDS = ["a.safetensors", "b.safetensors", "config.json"]
+
+
+def test_a_cold_start_relays_every_file_down_the_chain_in_play_order():
+    diffs = {"alpha": _diff(), "beta": _diff(SHARDS), "gamma": _diff(SHARDS), "delta": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER, "alpha", diffs)
+    assert [plan[h]["upstream"] for h in ORDER] == [None, "alpha", "beta", "gamma"]
+    assert plan["beta"]["wait"] == [] and plan["gamma"]["wait"] == SHARDS and plan["delta"]["wait"] == SHARDS
+    assert all(plan[h]["trusted"] == SHARDS for h in ORDER[1:])  # every hop received them in this copy
+    assert all(plan[h]["stale"] == [] for h in ORDER)  # nothing stale: they were missing
+
+
+def test_a_fan_out_sends_from_the_head_and_trusts_what_it_sent():
+    diffs = {"alpha": _diff(), "beta": _diff(SHARDS), "gamma": _diff(SHARDS), "delta": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER, "alpha", diffs, relay=False)
+    assert [plan[h]["upstream"] for h in ORDER] == [None, "alpha", "alpha", "alpha"]
+    assert all(plan[h]["wait"] == [] and plan[h]["stale"] == [] and plan[h]["trusted"] == SHARDS for h in ORDER[1:])
+
+
+def test_a_relay_skips_nodes_in_sync_and_trusts_only_what_every_hop_received():
+    # beta is in sync; gamma lacks a shard and holds another config.json; delta lacks everything:
+    # gamma forwards config.json as it lands (its stale copy removed first), b.safetensors
+    # from its own older copy (not trusted: delta hashes it) and a.safetensors as it lands
+    diffs = {"alpha": _diff(), "beta": _diff(), "gamma": _diff(["a.safetensors"], ["config.json"]),
+             "delta": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER, "alpha", diffs)
+    assert plan["beta"]["upstream"] is None
+    assert plan["gamma"] == {"upstream": "alpha", "wait": [], "stale": ["config.json"],
+                             "trusted": ["a.safetensors", "config.json"]}
+    assert plan["delta"] == {"upstream": "gamma", "wait": ["a.safetensors", "config.json"], "stale": [],
+                             "trusted": ["a.safetensors", "config.json"]}
+
+
+def test_a_node_with_only_a_dangling_link_gets_the_heads_exact_pass_and_is_no_relay():
+    diffs = {"alpha": _diff(), "beta": dict(_diff(), dangling=["x"]), "gamma": _diff(SHARDS)}
+    plan = _sync.relay_plan(ORDER[:3], "alpha", diffs)
+    assert plan["beta"]["upstream"] == "alpha" and plan["beta"]["trusted"] == []
+    assert plan["gamma"]["upstream"] == "alpha" and plan["gamma"]["trusted"] == SHARDS
+
+
+def test_ready_files_are_those_at_their_path_with_their_size(tmp_path):
+    (tmp_path / "whole").write_bytes(b"x" * 10)
+    (tmp_path / "partial").write_bytes(b"x" * 4)
+    (tmp_path / ".whole2.Xy12ab").write_bytes(b"x" * 10)  # rsync's temporary name
+    (tmp_path / "dir").mkdir()
+    sizes = {"whole": 10, "partial": 10, "whole2": 10, "dir": 0}
+    assert _sync.ready_files(str(tmp_path), list(sizes), sizes) == ["whole"]
+    assert _sync.tree_bytes(str(tmp_path)) == 24
