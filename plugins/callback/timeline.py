@@ -14,7 +14,7 @@ description:
     controller and when the host's result came back (seconds since the epoch, monotonic-corrected), so a cold
     start can be drawn phase by phase and node by node (issue #41's benchmark).
   - Without E(SPARKOPS_TIMELINE) it writes nothing. It changes no result and no output.
-version_added: 0.3.0
+version_added: 0.4.0
 requirements:
   - enabled in the configuration, e.g. C(callbacks_enabled = sparkops.cluster.timeline), and E(SPARKOPS_TIMELINE)
     set to a file path

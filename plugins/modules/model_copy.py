@@ -76,14 +76,14 @@ options:
     type: list
     elements: str
     default: []
-    version_added: 0.3.0
+    version_added: 0.4.0
   stall:
     description:
       - Seconds O(src) may go without progress (no file of O(wait_for) landed, no byte written under O(src)) while
         files of O(wait_for) are still missing; then the copy fails naming them (the upstream's copy stopped).
     type: int
     default: 120
-    version_added: 0.3.0
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""

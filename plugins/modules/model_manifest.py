@@ -67,7 +67,7 @@ options:
         sparkops.cluster.model_sync passes the head's checksums of the files a verified rsync transfer has just
         written (its README says what it trusts). Ignored with O(rehash=true).
     type: dict
-    version_added: 0.3.0
+    version_added: 0.4.0
   required:
     description: Fail when O(path) does not exist; when false, return RV(exists=false) and an empty manifest.
     type: bool
