@@ -17,52 +17,37 @@
 cd "$REPO"
 what=${1:-}; shift || true
 case $what in
-  sync)
-    stage bootstrap bootstrap
-    stage images build_images
-    stage "simulated cluster" cluster_up
-    stem=$REPO/benchmarks/sync-$(date -u +%Y%m%dT%H%M%SZ)
-    raw=$CACHE/bench-sync-raw.json
-    stage "weights distribution" ansible-playbook -i inventory/simulated scripts/bench/sync.yml -e sparkops_recipe=qwen397b -e "bench_out=$raw" "$@"
-    stage report python3 scripts/bench_report.py "$raw" "$stem"
-    summary
-    ;;
-  scale)
-    # the deploy at 4 and 8 nodes (or the sizes given): molecule's cluster makes room first
-    stage bootstrap bootstrap
-    stage images build_images
-    stage "molecule's cluster removed" molecule destroy -s cluster
-    stem=$REPO/benchmarks/scale-$(date -u +%Y%m%dT%H%M%SZ)
-    raw=$CACHE/bench-scale-raw.json
-    stage "deploy at ${*:-4 8} nodes" python3 scripts/bench/scale.py "$raw" ${@:-4 8}
-    stage report python3 scripts/bench_report.py "$raw" "$stem"
-    summary
-    ;;
-  coldstart)
-    # a fresh cluster of its own: molecule's cluster makes room first
-    stage bootstrap bootstrap
-    stage images build_images
-    stage "molecule's cluster removed" molecule destroy -s cluster
-    stem=$REPO/benchmarks/coldstart-$(date -u +%Y%m%dT%H%M%SZ)
-    raw=$CACHE/bench-coldstart-raw.json
-    stage "cold start" python3 scripts/bench/coldstart.py "$raw" "$@"
-    stage report python3 scripts/bench_report.py "$raw" "$stem"
-    summary
-    ;;
-  serving)
-    # our benchmark and vllm bench serve on the served simulated cluster (deployed if needed)
-    stage bootstrap bootstrap
-    stage images build_images
-    stage "simulated cluster" cluster_up
-    stage deploy ansible-playbook -i inventory/simulated playbooks/deploy-qwen397b.yml
-    stem=$REPO/benchmarks/serving-$(date -u +%Y%m%dT%H%M%SZ)
-    raw=$CACHE/bench-serving-raw.json
-    stage "ours and vllm bench serve" ansible-playbook -i inventory/simulated scripts/bench/serving.yml -e sparkops_recipe=qwen397b -e "bench_out=$raw" "$@"
-    stage report python3 scripts/bench_report.py "$raw" "$stem"
-    summary
-    ;;
+  sync|scale|coldstart|serving) ;;
   *)
     echo "usage: bash scripts/bench.sh sync [-e bench_mib=256 -e bench_files=8 ...] | scale [N ...] | coldstart [GIB [SHARDS [VAR=VALUE ...]]] | serving [-e bench_requests=32 ...]" >&2
     exit 2
     ;;
 esac
+stage bootstrap bootstrap
+stage images build_images
+stem=$REPO/benchmarks/$what-$(date -u +%Y%m%dT%H%M%SZ)
+raw=$CACHE/bench-$what-raw.json
+case $what in
+  sync)
+    stage "simulated cluster" cluster_up
+    stage "weights distribution" ansible-playbook -i inventory/simulated scripts/bench/sync.yml -e sparkops_recipe=qwen397b -e "bench_out=$raw" "$@"
+    ;;
+  scale)
+    # the deploy at 4 and 8 nodes (or the sizes given): molecule's cluster makes room first
+    stage "molecule's cluster removed" molecule destroy -s cluster
+    stage "deploy at ${*:-4 8} nodes" python3 scripts/bench/scale.py "$raw" ${@:-4 8}
+    ;;
+  coldstart)
+    # a fresh cluster of its own: molecule's cluster makes room first
+    stage "molecule's cluster removed" molecule destroy -s cluster
+    stage "cold start" python3 scripts/bench/coldstart.py "$raw" "$@"
+    ;;
+  serving)
+    # our benchmark and vllm bench serve on the served simulated cluster (deployed if needed)
+    stage "simulated cluster" cluster_up
+    stage deploy ansible-playbook -i inventory/simulated playbooks/deploy-qwen397b.yml
+    stage "ours and vllm bench serve" ansible-playbook -i inventory/simulated scripts/bench/serving.yml -e sparkops_recipe=qwen397b -e "bench_out=$raw" "$@"
+    ;;
+esac
+stage report python3 scripts/bench_report.py "$raw" "$stem"
+summary
