@@ -266,6 +266,12 @@ def describe(host, diff):
     return "%s: %s" % (host, "; ".join(parts) if parts else "same weights as the head")
 
 
+def largest_first(paths, sizes):
+    """paths sorted by their bytes in sizes, the largest first (then by path): the order the
+    copy streams send files in."""
+    return sorted(paths, key=lambda r: (-sizes[r], r))
+
+
 def split_streams(sizes, streams):
     """The files of a copy split into at most `streams` lists of about equal bytes: the
     largest file first, each into the list with the fewest bytes so far (a list never
@@ -274,7 +280,7 @@ def split_streams(sizes, streams):
     if not isinstance(streams, int) or streams < 1:
         raise ValueError("streams must be 1 or more, got %r" % (streams,))
     bins = [[0, []] for dummy in range(min(streams, len(sizes)))]
-    for rel in sorted(sizes, key=lambda r: (-sizes[r], r)):
+    for rel in largest_first(sizes, sizes):
         lightest = min(bins, key=lambda b: b[0])
         lightest[0] += sizes[rel]
         lightest[1].append(rel)

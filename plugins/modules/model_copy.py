@@ -162,7 +162,7 @@ class Relay:
         self.src, self.sizes, self.stall = src, sizes, stall
         self.waiting = set(wait_for)
         # the largest first, as the upstream's streams send them
-        self.ready = sorted((r for r in sizes if r not in self.waiting), key=lambda r: (-sizes[r], r))
+        self.ready = _sync.largest_first([r for r in sizes if r not in self.waiting], sizes)
         self.cond = threading.Condition()
         self.error = None
         self.progress = time.monotonic()
@@ -178,7 +178,7 @@ class Relay:
         now = time.monotonic()
         if landed:
             self.waiting.difference_update(landed)
-            self.ready.extend(sorted(landed, key=lambda r: (-self.sizes[r], r)))
+            self.ready.extend(_sync.largest_first(landed, self.sizes))
             self.progress = now
             self.cond.notify_all()
             return
