@@ -6,7 +6,7 @@ Its configuration is the filter's (plugin_utils/_monitoring.watchdog_config) for
 one node. What runs in the engine is a stand-in for vllm serve (a process whose command
 line names it), since the point is the program: a stopped rank, a probe that gets no
 answer, an engine container that stopped, each recorded once after two checks agree, and
-a healthy engine with none."""
+a healthy engine with none, also once it is back."""
 
 from __future__ import annotations
 
@@ -54,14 +54,21 @@ def cluster():
     """A node container with the program installed, and an engine container in its network
     namespace running the stand-in; removed afterwards."""
     with node_and_engine() as (node, engine):
-        sh("docker", "exec", "-d", engine, "sh", "-c", "mkdir -p /var/log/sparkops && echo $$ > /tmp/stand-in.pid && "
-           "exec \"$@\" > /var/log/sparkops/vllm.log 2>&1", "sh", *STAND_IN)
+        start_stand_in(engine)
         sh("docker", "exec", node, "mkdir", "-p", LIBEXEC, "/etc/sparkops")
         for src, dest in ((REPO / "roles" / "watchdog" / "files" / "sparkops-watchdog.py", "sparkops-watchdog.py"),
                           (REPO / "plugins" / "module_utils" / "_watchdog.py", "_watchdog.py")):
             subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "cat > %s/%s" % (LIBEXEC, dest)],
                            input=src.read_text(), text=True, check=True, timeout=30)
         yield node, engine
+
+
+def start_stand_in(engine):
+    """The stand-in started in the engine container, as the deploy starts vllm serve; once it runs."""
+    sh("docker", "exec", "-d", engine, "sh", "-c", "mkdir -p /var/log/sparkops && echo $$ > /tmp/stand-in.pid && "
+       "exec \"$@\" > /var/log/sparkops/vllm.log 2>&1", "sh", *STAND_IN)
+    sh("docker", "exec", engine, "timeout", "60", "sh", "-c", "until pgrep -f 'vllm serve' >/dev/null; do sleep 0.2; done",
+       timeout=90)
 
 
 def configure(node, engine, head=False, restart_unit=""):
@@ -125,6 +132,15 @@ def test_a_probe_without_an_answer_and_a_stopped_engine_container_are_named(clus
     out = check(node)
     assert "KF-110" in out and "engine down" in out, out
     assert [r["id"] for r in incidents(node)[-1]["rows"]] == ["KF-110"]
+    # the engine back as a deploy brings it (its container, then vllm serve): the checks of the
+    # healed engine record nothing new
+    recorded = len(incidents(node))
+    sh("docker", "start", engine)
+    start_stand_in(engine)
+    for _ in range(2):
+        out = check(node)
+        assert "watchdog spark-alpha: healthy" in out, out
+    assert len(incidents(node)) == recorded
 
 
 def test_a_broken_configuration_is_named(cluster):
