@@ -12,8 +12,9 @@ stage bootstrap bootstrap || { summary; exit 1; }
 # end: the checks that need no image (from the start, beside the image build), then the tests
 # that run containers of the images (pytest's integration tests, the one-node scenarios).
 # The lanes run at a lower CPU priority (nice 10; their programs, not the containers Docker
-# starts for them): on CI's two cores the cluster scenario is the long pole, and the lanes fill
-# its idle time instead of slowing it down.
+# starts for them, which the tests and the scenarios' molecule.yml cap at one CPU): on CI's two
+# cores the cluster scenario is the long pole, and the lanes fill its idle time instead of
+# slowing it down.
 checks=$CACHE/logs/lane-checks.txt
 containers=$CACHE/logs/lane-containers.txt
 (

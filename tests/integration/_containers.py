@@ -9,6 +9,9 @@ import uuid
 
 NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
 ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
+# one CPU at most for a test's container: scripts/test.sh runs these tests beside the cluster
+# scenario, the long pole on CI's two cores (nice does not reach a container's processes)
+CPUS = ("--cpus", "1")
 
 
 def sh(*argv, check=True, timeout=120):
@@ -25,9 +28,9 @@ def node_and_engine():
     name = "sparkops-test-%s" % uuid.uuid4().hex[:8]
     node, engine = name + "-node", name + "-engine"
     try:
-        sh("docker", "run", "-d", "--name", node, "-v", "/var/run/docker.sock:/var/run/docker.sock",
+        sh("docker", "run", "-d", "--name", node, *CPUS, "-v", "/var/run/docker.sock:/var/run/docker.sock",
            "--entrypoint", "sleep", NODE_IMAGE, "infinity")
-        sh("docker", "run", "-d", "--name", engine, "--network", "container:" + node, "--entrypoint", "sleep",
+        sh("docker", "run", "-d", "--name", engine, *CPUS, "--network", "container:" + node, "--entrypoint", "sleep",
            ENGINE_IMAGE, "infinity")
         yield node, engine
     finally:

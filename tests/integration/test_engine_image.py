@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from _containers import CPUS, ENGINE_IMAGE, NODE_IMAGE
+
 REPO = Path(__file__).resolve().parents[2]
-NODE_IMAGE = os.environ.get("SPARKOPS_NODE_IMAGE", "sparkops/node:latest")
-ENGINE_IMAGE = os.environ.get("SPARKOPS_ENGINE_IMAGE", "sparkops/engine:latest")
 WHEELS = "/var/lib/sparkops-sim/wheels/ray-2.60.0"  # tests/images/build.sh (test_sim.py checks the version)
 
 
@@ -39,7 +39,7 @@ def node():
     name, base, built = "sparkops-test-%s-node" % run, "sparkops-test/base:%s" % run, "sparkops-test/vllm-ray:%s" % run
     try:
         sh("docker", "tag", ENGINE_IMAGE, base)
-        sh("docker", "run", "-d", "--name", name, "-v", "/var/run/docker.sock:/var/run/docker.sock",
+        sh("docker", "run", "-d", "--name", name, *CPUS, "-v", "/var/run/docker.sock:/var/run/docker.sock",
            "--entrypoint", "sleep", NODE_IMAGE, "infinity")
         yield name, base, built
     finally:
@@ -78,7 +78,7 @@ def test_built_once_rebuilt_when_the_base_moves_and_a_missing_base_named(tmp_pat
     name, base, built = node
     rc, stats, tasks = deploy(tmp_path, name, base, built)
     assert rc == 0 and stats["changed"] > 0, tasks
-    ray = sh("docker", "run", "--rm", "--network", "none", "--entrypoint", "python3", built, "-c",
+    ray = sh("docker", "run", "--rm", *CPUS, "--network", "none", "--entrypoint", "python3", built, "-c",
              "import ray; print(ray.__version__)").stdout.strip()
     assert ray == "2.60.0"
     first = image(built, "{{.Id}}")
